@@ -1,0 +1,21 @@
+# astrodet: the two commands a user needs. Both install what is missing first (scripts/install.sh, idempotent).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install test demo lint bench
+
+install:
+	bash scripts/install.sh
+
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+
+demo: install
+	$(PY) tools/train_net.py --config-file configs/frcnn_zoobot.yaml
+
+bench: install
+	$(PY) benchmarks/run_all.py

@@ -1,0 +1,89 @@
+"""Detectron2 builders for astrodet's core backbones (BACKBONE_REGISTRY), plain and with an FPN.
+
+Each builder wraps the core module in :class:`CoreBackbone`, which only renames its feature list to Detectron2's
+``{name: tensor}`` form and reports channels and strides through ``output_shape()``.
+"""
+
+from __future__ import annotations
+
+import torch
+from detectron2.config import CfgNode
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
+from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+from torch import nn
+
+from astrodet.models.deepshadows import BLOCK_STRIDES, DeepShadowsTrunk
+from astrodet.models.naming import stage_indices, stage_name
+from astrodet.models.zoobot import STAGE_STRIDES, ZoobotEncoder
+
+
+class CoreBackbone(Backbone):
+    """A core backbone (returns a list of features with ``channels``/``strides``) seen as a Detectron2 Backbone."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+        self._out_features = [stage_name(s) for s in body.strides]
+        self._out_feature_channels = dict(zip(self._out_features, body.channels, strict=True))
+        self._out_feature_strides = dict(zip(self._out_features, body.strides, strict=True))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(self._out_features, self.body(x), strict=True))
+
+
+def _in_chans(cfg: CfgNode, input_shape: ShapeSpec) -> int:
+    # PIXEL_MEAN's length sets the band count in Detectron2; input_shape carries it.
+    return int(input_shape.channels if input_shape.channels is not None else len(cfg.MODEL.PIXEL_MEAN))
+
+
+def _with_fpn(cfg: CfgNode, bottom_up: Backbone) -> FPN:
+    return FPN(
+        bottom_up=bottom_up,
+        in_features=cfg.MODEL.FPN.IN_FEATURES,
+        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+        norm=cfg.MODEL.FPN.NORM,
+        top_block=LastLevelMaxPool(),
+        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
+    )
+
+
+@BACKBONE_REGISTRY.register()
+def build_zoobot_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
+    """Zoobot-style timm encoder (cfg.MODEL.ZOOBOT); FREEZE_AT follows Detectron2: 1 = stem, 2 = stem + stage2."""
+    encoder = ZoobotEncoder(
+        arch=cfg.MODEL.ZOOBOT.ARCH,
+        in_chans=_in_chans(cfg, input_shape),
+        out_indices=stage_indices(list(cfg.MODEL.ZOOBOT.OUT_FEATURES), STAGE_STRIDES),
+        checkpoint=cfg.MODEL.ZOOBOT.CHECKPOINT or None,
+        frozen_stages=cfg.MODEL.BACKBONE.FREEZE_AT - 1,
+        norm=cfg.MODEL.ZOOBOT.NORM,
+        drop_path_rate=cfg.MODEL.ZOOBOT.DROP_PATH_RATE,
+    )
+    return CoreBackbone(encoder)
+
+
+@BACKBONE_REGISTRY.register()
+def build_zoobot_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
+    """Zoobot-style encoder + FPN (cfg.MODEL.FPN.IN_FEATURES picks from stage2..stage5)."""
+    return _with_fpn(cfg, build_zoobot_backbone(cfg, input_shape))
+
+
+@BACKBONE_REGISTRY.register()
+def build_deepshadows_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
+    """DeepShadows trunk (cfg.MODEL.DEEPSHADOWS); FREEZE_AT=k freezes its first k-1 blocks, as for ResNets."""
+    trunk = DeepShadowsTrunk(
+        in_chans=_in_chans(cfg, input_shape),
+        out_indices=stage_indices(list(cfg.MODEL.DEEPSHADOWS.OUT_FEATURES), BLOCK_STRIDES),
+        dropout=cfg.MODEL.DEEPSHADOWS.DROPOUT,
+        frozen_stages=cfg.MODEL.BACKBONE.FREEZE_AT - 1,
+        norm=cfg.MODEL.DEEPSHADOWS.NORM,
+        channels=tuple(cfg.MODEL.DEEPSHADOWS.CHANNELS),
+    )
+    return CoreBackbone(trunk)
+
+
+@BACKBONE_REGISTRY.register()
+def build_deepshadows_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
+    """DeepShadows trunk + FPN: strides 2..8 (+16 from the max-pool top block) for compact sources."""
+    return _with_fpn(cfg, build_deepshadows_backbone(cfg, input_shape))

@@ -1,0 +1,113 @@
+"""mmdet ``MODELS`` entries for astrodet's core backbones, as mmengine BaseModules returning tuples.
+
+The wrappers add only mmdet's conventions (``norm_eval``, ``init_cfg``); architecture, freezing and checkpoint
+loading are the core's. ``init_cfg=dict(type="Pretrained", checkpoint=FILE)`` is routed to the core's loader,
+which understands timm, Zoobot and Lightning key layouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from mmdet.registry import MODELS
+from mmengine.model import BaseModule
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from astrodet.models.deepshadows import DeepShadowsTrunk
+from astrodet.models.zoobot import ZoobotEncoder
+
+
+def _split_pretrained(init_cfg: dict[str, Any] | None, checkpoint: str | None) -> tuple[dict | None, str | None]:
+    """Take a ``Pretrained`` init_cfg's checkpoint for the core loader; keep any other init_cfg for mmengine."""
+    if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
+        if checkpoint is not None and checkpoint != init_cfg.get("checkpoint"):
+            raise ValueError("give the checkpoint either as checkpoint= or as init_cfg Pretrained, not both")
+        return None, init_cfg["checkpoint"]
+    return init_cfg, checkpoint
+
+
+class _CoreBackbone(BaseModule):
+    """Shared mmdet behaviour: tuple outputs and ``norm_eval`` (BatchNorm layers kept in eval mode)."""
+
+    body: nn.Module
+
+    def __init__(self, norm_eval: bool, init_cfg: dict[str, Any] | None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.norm_eval = norm_eval
+
+    @property
+    def out_channels(self) -> list[int]:
+        return list(self.body.channels)
+
+    @property
+    def strides(self) -> list[int]:
+        return list(self.body.strides)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.body(x))
+
+    def train(self, mode: bool = True) -> _CoreBackbone:
+        super().train(mode)
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+
+@MODELS.register_module(name="ZoobotEncoder")
+class MMZoobotEncoder(_CoreBackbone):
+    """Zoobot-style timm encoder (astrodet.models.ZoobotEncoder); out_indices 0..3 = strides 4, 8, 16, 32."""
+
+    def __init__(
+        self,
+        arch: str = "convnext_nano",
+        in_channels: int = 3,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        frozen_stages: int = -1,
+        norm: str = "model",
+        norm_eval: bool = False,
+        drop_path_rate: float = 0.0,
+        checkpoint: str | None = None,
+        init_cfg: dict[str, Any] | None = None,
+    ) -> None:
+        init_cfg, checkpoint = _split_pretrained(init_cfg, checkpoint)
+        super().__init__(norm_eval=norm_eval, init_cfg=init_cfg)
+        self.body = ZoobotEncoder(
+            arch=arch,
+            in_chans=in_channels,
+            out_indices=out_indices,
+            checkpoint=checkpoint,
+            frozen_stages=frozen_stages,
+            norm=norm,
+            drop_path_rate=drop_path_rate,
+        )
+
+
+@MODELS.register_module(name="DeepShadowsTrunk")
+class MMDeepShadowsTrunk(_CoreBackbone):
+    """DeepShadows CNN trunk (astrodet.models.DeepShadowsTrunk); out_indices 0..2 = strides 2, 4, 8."""
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_indices: Sequence[int] = (0, 1, 2),
+        dropout: float = 0.4,
+        frozen_stages: int = -1,
+        norm: str = "bn",
+        norm_eval: bool = False,
+        channels: Sequence[int] = (16, 32, 64),
+        init_cfg: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(norm_eval=norm_eval, init_cfg=init_cfg)
+        self.body = DeepShadowsTrunk(
+            in_chans=in_channels,
+            out_indices=out_indices,
+            dropout=dropout,
+            frozen_stages=frozen_stages,
+            norm=norm,
+            channels=channels,
+        )

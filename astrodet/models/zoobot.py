@@ -1,0 +1,105 @@
+"""Zoobot-style galaxy encoder: a timm convnet that gives multi-scale features for detection and classification.
+
+Zoobot (Walmsley et al. 2023) publishes its encoders as plain timm models (ConvNeXt, ResNet, EfficientNet, ...),
+pretrained on Galaxy Zoo votes. Any timm ``features_only`` architecture works here; weights come from a local file
+(a Zoobot encoder, a timm checkpoint or a Lightning checkpoint), never from a hub at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import timm
+import torch
+from torch import nn
+
+from astrodet.models.checkpoints import read_state_dict
+from astrodet.models.freezing import freeze_parameters
+from astrodet.models.norms import convert_norm
+
+# Feature strides this encoder exposes, finest first; ``out_indices`` index into this tuple.
+STAGE_STRIDES: tuple[int, ...] = (4, 8, 16, 32)
+
+
+class ZoobotEncoder(nn.Module):
+    """A timm encoder returning features at strides 4, 8, 16, 32 (or the subset in ``out_indices``).
+
+    Args:
+        arch: timm model name (Zoobot's default encoder architecture is ``convnext_nano``).
+        in_chans: number of input bands; a 3-band checkpoint is adapted by timm for other counts.
+        out_indices: which of the stride-4/8/16/32 stages to return.
+        checkpoint: local weights file (timm or Zoobot encoder state dict, or Lightning checkpoint).
+        frozen_stages: -1 trains everything; 0 freezes the stem; k freezes the stem and the first k stages.
+        norm: ``model`` keeps the architecture's own norm layers (LayerNorm for ConvNeXt); ``gn`` swaps BatchNorm
+            for GroupNorm (trains from scratch at batch 1-2); ``frozen_bn`` freezes BatchNorm statistics.
+        drop_path_rate: stochastic depth, where the architecture supports it.
+    """
+
+    def __init__(
+        self,
+        arch: str = "convnext_nano",
+        in_chans: int = 3,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        checkpoint: str | os.PathLike[str] | None = None,
+        frozen_stages: int = -1,
+        norm: str = "model",
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        out_indices = tuple(int(i) for i in out_indices)
+        if not out_indices or any(i not in range(len(STAGE_STRIDES)) for i in out_indices):
+            raise ValueError(
+                f"out_indices must be a non-empty subset of 0..3 (strides {STAGE_STRIDES}), got {out_indices}"
+            )
+        kwargs: dict[str, object] = {"features_only": True, "in_chans": in_chans}
+        if drop_path_rate:
+            kwargs["drop_path_rate"] = drop_path_rate
+        if checkpoint is not None:
+            kwargs["pretrained"] = True
+            kwargs["pretrained_cfg_overlay"] = {"state_dict": read_state_dict(checkpoint)}
+        self.body = timm.create_model(arch, **kwargs)
+        reductions = list(self.body.feature_info.reduction())
+        missing = [s for s in STAGE_STRIDES if s not in reductions]
+        if missing:
+            raise ValueError(f"timm model {arch!r} has no features at strides {missing} (it has {reductions})")
+        # timm's feature index for each of our stages (ResNets also expose a stride-2 stem feature).
+        stage_feature = [reductions.index(s) for s in STAGE_STRIDES]
+        self.arch = arch
+        self.in_chans = in_chans
+        self.out_indices = out_indices
+        self._feature_indices = [stage_feature[i] for i in out_indices]
+        all_channels = self.body.feature_info.channels()
+        self.channels: list[int] = [all_channels[j] for j in self._feature_indices]
+        self.strides: list[int] = [STAGE_STRIDES[i] for i in out_indices]
+        convert_norm(self.body, norm)
+        self.frozen_stages = frozen_stages
+        self._frozen = self._modules_to_freeze(frozen_stages, stage_feature)
+        freeze_parameters(self._frozen)
+
+    def _modules_to_freeze(self, frozen_stages: int, stage_feature: list[int]) -> list[nn.Module]:
+        """The stem plus the first ``frozen_stages`` stages, as top-level modules of timm's feature wrapper."""
+        if frozen_stages < 0:
+            return []
+        if frozen_stages > len(STAGE_STRIDES):
+            raise ValueError(f"frozen_stages must be in -1..{len(STAGE_STRIDES)}, got {frozen_stages}")
+        module_names = [info["module"].replace(".", "_") for info in self.body.feature_info.get_dicts()]
+        children = list(self.body.named_children())
+        if frozen_stages == 0:
+            # Stem only: everything before the first stride-4 stage module.
+            last = module_names[stage_feature[0]]
+            stop = next(i for i, (name, _) in enumerate(children) if name == last)
+        else:
+            last = module_names[stage_feature[frozen_stages - 1]]
+            stop = next(i for i, (name, _) in enumerate(children) if name == last) + 1
+        return [module for _, module in children[:stop]]
+
+    def train(self, mode: bool = True) -> ZoobotEncoder:
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = self.body(x)
+        return [features[j] for j in self._feature_indices]
