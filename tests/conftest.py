@@ -17,3 +17,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real sample data not found at {SHARED_DATA} (set ASTRODET_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ASTRODET_CACHE holding the tiny default dataset, generated once per test session."""
+    from astrodet.data.default import ensure_default_dataset
+
+    cache = tmp_path_factory.mktemp("astrodet_cache")
+    old = os.environ.get("ASTRODET_CACHE")
+    os.environ["ASTRODET_CACHE"] = str(cache)
+    try:
+        ensure_default_dataset("tiny", progress=False)
+    finally:
+        if old is None:
+            del os.environ["ASTRODET_CACHE"]
+        else:
+            os.environ["ASTRODET_CACHE"] = old
+    return cache

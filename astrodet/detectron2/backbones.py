@@ -37,13 +37,18 @@ def _in_chans(cfg: CfgNode, input_shape: ShapeSpec) -> int:
     return int(input_shape.channels if input_shape.channels is not None else len(cfg.MODEL.PIXEL_MEAN))
 
 
-def _with_fpn(cfg: CfgNode, bottom_up: Backbone) -> FPN:
+def with_fpn(cfg: CfgNode, bottom_up: Backbone) -> FPN:
+    """FPN over ``cfg.MODEL.FPN.IN_FEATURES`` plus one max-pooled level above the coarsest one."""
+    top_block = LastLevelMaxPool()
+    # Detectron2's top block reads "p5"; a trunk whose coarsest level is another stride names its own.
+    coarsest = max(bottom_up.output_shape()[f].stride for f in cfg.MODEL.FPN.IN_FEATURES)
+    top_block.in_feature = f"p{coarsest.bit_length() - 1}"
     return FPN(
         bottom_up=bottom_up,
         in_features=cfg.MODEL.FPN.IN_FEATURES,
         out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
         norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelMaxPool(),
+        top_block=top_block,
         fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
     )
 
@@ -66,7 +71,7 @@ def build_zoobot_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
 @BACKBONE_REGISTRY.register()
 def build_zoobot_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
     """Zoobot-style encoder + FPN (cfg.MODEL.FPN.IN_FEATURES picks from stage2..stage5)."""
-    return _with_fpn(cfg, build_zoobot_backbone(cfg, input_shape))
+    return with_fpn(cfg, build_zoobot_backbone(cfg, input_shape))
 
 
 @BACKBONE_REGISTRY.register()
@@ -86,4 +91,4 @@ def build_deepshadows_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone
 @BACKBONE_REGISTRY.register()
 def build_deepshadows_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
     """DeepShadows trunk + FPN: strides 2..8 (+16 from the max-pool top block) for compact sources."""
-    return _with_fpn(cfg, build_deepshadows_backbone(cfg, input_shape))
+    return with_fpn(cfg, build_deepshadows_backbone(cfg, input_shape))

@@ -1,0 +1,126 @@
+"""Detectron2 evaluation with astrodet's settings: COCO AP for compact sources plus completeness and purity.
+
+:class:`AstroDetectionEvaluator` is Detectron2's own COCOEvaluator (pycocotools, official implementation) with two
+changes: pycocotools' area ranges and max detections are astrodet's (``astrodet.evaluation.coco_params``), and after
+COCO evaluation the same predictions go through the core's completeness/purity matching and the report writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from detectron2.config import CfgNode
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import COCOEvaluator
+from detectron2.evaluation import coco_evaluation as d2_coco_evaluation
+from pycocotools.cocoeval import COCOeval
+
+from astrodet.evaluation.coco_params import apply_astrodet_params, coco_stats, per_class_ap, run_coco_bbox
+from astrodet.evaluation.detection import evaluate_coco_detections
+from astrodet.evaluation.matching import MatchRule
+from astrodet.evaluation.panels import example_panels
+from astrodet.evaluation.report import write_report
+
+
+def match_rule_from_cfg(cfg: CfgNode) -> MatchRule:
+    ev = cfg.ASTRODET.EVAL
+    if ev.MATCHING == "iou":
+        return MatchRule(kind="iou", iou_threshold=ev.IOU_THRESHOLD)
+    if ev.MATCHING == "centre":
+        return MatchRule(kind="centre", radius=ev.CENTRE_RADIUS)
+    raise ValueError(f"cfg.ASTRODET.EVAL.MATCHING must be 'iou' or 'centre', got {ev.MATCHING!r}")
+
+
+@contextlib.contextmanager
+def _astrodet_cocoeval(max_detections: int) -> Iterator[None]:
+    """Make Detectron2's COCO evaluation build COCOeval objects with astrodet's area ranges and max detections.
+
+    Detectron2 constructs ``COCOeval`` (or its ``COCOevalMaxDets`` subclass) inside ``_evaluate_predictions_on_coco``
+    with fixed COCO area ranges; subclasses that apply astrodet's params on construction are swapped in for the
+    duration of one evaluation, so everything else stays Detectron2's code path.
+    """
+
+    def with_params(base: type[COCOeval]) -> type[COCOeval]:
+        class AstrodetCOCOeval(base):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                apply_astrodet_params(self, max_detections)
+
+        return AstrodetCOCOeval
+
+    saved = (d2_coco_evaluation.COCOeval, d2_coco_evaluation.COCOevalMaxDets)
+    d2_coco_evaluation.COCOeval = with_params(saved[0])
+    d2_coco_evaluation.COCOevalMaxDets = with_params(saved[1])
+    try:
+        yield
+    finally:
+        d2_coco_evaluation.COCOeval, d2_coco_evaluation.COCOevalMaxDets = saved
+
+
+class AstroDetectionEvaluator(COCOEvaluator):
+    """COCOEvaluator + completeness/purity + report files, configured from ``cfg.ASTRODET.EVAL``."""
+
+    def __init__(self, dataset_name: str, cfg: CfgNode, output_dir: str | None = None, distributed: bool = True):
+        self._max_detections = int(cfg.TEST.DETECTIONS_PER_IMAGE)
+        super().__init__(
+            dataset_name,
+            tasks=("bbox",),
+            distributed=distributed,
+            output_dir=output_dir,
+            use_fast_impl=False,  # the official pycocotools implementation (detectron2's fast one is compiled)
+            max_dets_per_image=self._max_detections,
+        )
+        self._dataset_name = dataset_name
+        self._rule = match_rule_from_cfg(cfg)
+        self._score_threshold = float(cfg.ASTRODET.EVAL.SCORE_THRESHOLD)
+        self._class_agnostic = not cfg.ASTRODET.EVAL.CLASS_AWARE
+        self._write = bool(cfg.ASTRODET.EVAL.REPORT) and output_dir is not None
+        self._grid_images = int(cfg.ASTRODET.EVAL.GRID_IMAGES)
+        self._meta = {
+            "framework": "detectron2",
+            "dataset": dataset_name,
+            "backbone": cfg.MODEL.BACKBONE.NAME,
+            "max_iter": cfg.SOLVER.MAX_ITER,
+            "input_size_test": cfg.INPUT.MIN_SIZE_TEST,
+        }
+        self._coco_eval: COCOeval | None = None
+        self.report: dict[str, Any] | None = None
+
+    def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
+        self._coco_eval = coco_eval
+        return super()._derive_coco_results(coco_eval, iou_type, class_names)
+
+    def _eval_predictions(self, predictions, img_ids=None):
+        self._coco_eval = None
+        with _astrodet_cocoeval(self._max_detections):
+            super()._eval_predictions(predictions, img_ids)
+        # super() has mapped every prediction's category_id back to the dataset's ids.
+        results = [r for p in predictions for r in p["instances"]]
+        gt = self._coco_api.dataset
+        detection = evaluate_coco_detections(
+            gt,
+            results,
+            rule=self._rule,
+            score_threshold=self._score_threshold,
+            class_agnostic=self._class_agnostic,
+            max_detections=self._max_detections,
+        )
+        if self._coco_eval is not None:
+            names = {c["id"]: c["name"] for c in gt["categories"]}
+            coco = {**coco_stats(self._coco_eval), "per_class": per_class_ap(self._coco_eval, names)}
+        else:  # Detectron2 skips pycocotools when nothing was detected; the core scores that as AP 0, not "absent"
+            coco = run_coco_bbox(gt, [], max_detections=self._max_detections)
+        # Detectron2 prints and logs these as floats; an undefined ratio (no predictions) becomes NaN here only.
+        self._results["astro"] = {
+            key: float("nan") if detection[key] is None else float(detection[key])
+            for key in ("completeness", "purity", "f1", "score_threshold")
+        }
+        if self._write:
+            image_root = MetadataCatalog.get(self._dataset_name).get(
+                "image_root", os.path.dirname(self._metadata.json_file)
+            )
+            panels = example_panels(gt, results, image_root, self._grid_images)
+            self.report = write_report(self._output_dir, detection, coco, meta=self._meta, panels=panels)
