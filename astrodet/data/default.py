@@ -23,8 +23,19 @@ from pathlib import Path
 
 from astrodet.io import atomic_write_json
 
-# Bump when the simulator or the conversion changes what a given (n, seed) produces.
+# Bump when the recipe (splits, options) changes; code changes are caught by hashing the generating modules.
 RECIPE_VERSION = 1
+_GENERATING_MODULES = ("simulate.py", "imaging.py", "clumpscout.py", "coco.py", "splits.py")
+
+
+def _code_digest() -> str:
+    """Hash of the modules whose code decides the bytes of a generated set: an edit there means a new cache folder."""
+    digest = hashlib.sha256()
+    for name in _GENERATING_MODULES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 SPLITS: dict[str, float] = {"train": 0.7, "val": 0.2, "test": 0.1}
 CATEGORIES: tuple[str, ...] = ("clump", "odd_clump")
 
@@ -38,7 +49,8 @@ class DatasetSpec:
     write_fits: bool = False  # the detector reads PNGs; FITS files cost time and disk here
 
     def key(self) -> str:
-        text = json.dumps({"recipe": RECIPE_VERSION, "splits": SPLITS, **self.__dict__}, sort_keys=True)
+        recipe = {"recipe": RECIPE_VERSION, "code": _code_digest(), "splits": SPLITS, **self.__dict__}
+        text = json.dumps(recipe, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 

@@ -1,0 +1,63 @@
+"""Training speed of astrodet's Detectron2 configs on the embedded default data, measured in one run.
+
+Usage: python benchmarks/bench_train.py [--iters N] [--configs A.yaml B.yaml ...]
+Each config trains N iterations (after 5 warm-up iterations) in this process, in turn, so the numbers share one
+machine state; frcnn_r50.yaml (Detectron2's own ResNet-50 FPN) is the baseline the others are compared with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from detectron2.config import get_cfg
+from detectron2.utils.events import EventStorage
+
+from astrodet.detectron2 import AstroTrainer, add_astrodet_config, prepare_datasets, resolve_device
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT = ("frcnn_r50.yaml", "frcnn_zoobot.yaml", "frcnn_deepshadows.yaml")
+WARMUP = 5
+
+
+def seconds_per_iter(config: str, iters: int) -> tuple[float, int]:
+    cfg = get_cfg()
+    add_astrodet_config(cfg)
+    cfg.merge_from_file(str(CONFIGS / config))
+    with tempfile.TemporaryDirectory() as out:
+        cfg.merge_from_list(["OUTPUT_DIR", out, "DATASETS.TEST", ()])
+        resolve_device(cfg)
+        prepare_datasets(cfg)
+        trainer = AstroTrainer(cfg)
+        n_params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        inner = trainer._trainer  # detectron2's SimpleTrainer: one run_step() is one optimiser step
+        with EventStorage(0) as storage:
+            inner.storage = storage
+            for _ in range(WARMUP):
+                inner.run_step()
+            start = time.perf_counter()
+            for _ in range(iters):
+                inner.run_step()
+            return (time.perf_counter() - start) / iters, n_params
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--configs", nargs="+", default=list(DEFAULT))
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.iters} iterations per config")
+    rows = [(c, *seconds_per_iter(c, args.iters)) for c in args.configs]
+    base = dict((c, s) for c, s, _ in rows).get("frcnn_r50.yaml")
+    print("| config | trainable parameters | s/iter | vs frcnn_r50 |")
+    print("|---|---|---|---|")
+    for config, sec, n_params in rows:
+        ratio = f"{sec / base:.2f}x" if base else "n/a"
+        print(f"| {config} | {n_params / 1e6:.1f} M | {sec:.2f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
