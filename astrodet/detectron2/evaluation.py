@@ -7,9 +7,7 @@ COCO evaluation the same predictions go through the core's completeness/purity m
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 from detectron2.config import CfgNode
@@ -18,7 +16,7 @@ from detectron2.evaluation import COCOEvaluator
 from detectron2.evaluation import coco_evaluation as d2_coco_evaluation
 from pycocotools.cocoeval import COCOeval
 
-from astrodet.evaluation.coco_params import apply_astrodet_params, coco_stats, per_class_ap, run_coco_bbox
+from astrodet.evaluation.coco_params import coco_summary, patched_cocoeval, run_coco_bbox
 from astrodet.evaluation.detection import evaluate_coco_detections
 from astrodet.evaluation.matching import MatchRule
 from astrodet.evaluation.panels import example_panels
@@ -27,37 +25,7 @@ from astrodet.evaluation.report import write_report
 
 def match_rule_from_cfg(cfg: CfgNode) -> MatchRule:
     ev = cfg.ASTRODET.EVAL
-    if ev.MATCHING == "iou":
-        return MatchRule(kind="iou", iou_threshold=ev.IOU_THRESHOLD)
-    if ev.MATCHING == "centre":
-        return MatchRule(kind="centre", radius=ev.CENTRE_RADIUS)
-    raise ValueError(f"cfg.ASTRODET.EVAL.MATCHING must be 'iou' or 'centre', got {ev.MATCHING!r}")
-
-
-@contextlib.contextmanager
-def _astrodet_cocoeval(max_detections: int) -> Iterator[None]:
-    """Make Detectron2's COCO evaluation build COCOeval objects with astrodet's area ranges and max detections.
-
-    Detectron2 constructs ``COCOeval`` (or its ``COCOevalMaxDets`` subclass) inside ``_evaluate_predictions_on_coco``
-    with fixed COCO area ranges; subclasses that apply astrodet's params on construction are swapped in for the
-    duration of one evaluation, so everything else stays Detectron2's code path.
-    """
-
-    def with_params(base: type[COCOeval]) -> type[COCOeval]:
-        class AstrodetCOCOeval(base):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                apply_astrodet_params(self, max_detections)
-
-        return AstrodetCOCOeval
-
-    saved = (d2_coco_evaluation.COCOeval, d2_coco_evaluation.COCOevalMaxDets)
-    d2_coco_evaluation.COCOeval = with_params(saved[0])
-    d2_coco_evaluation.COCOevalMaxDets = with_params(saved[1])
-    try:
-        yield
-    finally:
-        d2_coco_evaluation.COCOeval, d2_coco_evaluation.COCOevalMaxDets = saved
+    return MatchRule(ev.MATCHING, iou_threshold=ev.IOU_THRESHOLD, radius=ev.CENTRE_RADIUS)
 
 
 class AstroDetectionEvaluator(COCOEvaluator):
@@ -86,7 +54,6 @@ class AstroDetectionEvaluator(COCOEvaluator):
             "max_iter": cfg.SOLVER.MAX_ITER,
             "input_size_test": cfg.INPUT.MIN_SIZE_TEST,
         }
-        self._coco_eval: COCOeval | None = None
         self.report: dict[str, Any] | None = None
 
     def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
@@ -94,8 +61,8 @@ class AstroDetectionEvaluator(COCOEvaluator):
         return super()._derive_coco_results(coco_eval, iou_type, class_names)
 
     def _eval_predictions(self, predictions, img_ids=None):
-        self._coco_eval = None
-        with _astrodet_cocoeval(self._max_detections):
+        built: list[COCOeval] = []
+        with patched_cocoeval(d2_coco_evaluation, ("COCOeval", "COCOevalMaxDets"), self._max_detections, built):
             super()._eval_predictions(predictions, img_ids)
         # super() has mapped every prediction's category_id back to the dataset's ids.
         results = [r for p in predictions for r in p["instances"]]
@@ -108,9 +75,8 @@ class AstroDetectionEvaluator(COCOEvaluator):
             class_agnostic=self._class_agnostic,
             max_detections=self._max_detections,
         )
-        if self._coco_eval is not None:
-            names = {c["id"]: c["name"] for c in gt["categories"]}
-            coco = {**coco_stats(self._coco_eval), "per_class": per_class_ap(self._coco_eval, names)}
+        if built:
+            coco = coco_summary(built[-1])
         else:  # Detectron2 skips pycocotools when nothing was detected; the core scores that as AP 0, not "absent"
             coco = run_coco_bbox(gt, [], max_detections=self._max_detections)
         # Detectron2 prints and logs these as floats; an undefined ratio (no predictions) becomes NaN here only.

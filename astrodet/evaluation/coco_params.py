@@ -24,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -190,12 +191,54 @@ def run_coco_bbox(
     with contextlib.redirect_stdout(io.StringIO()):
         coco_eval.evaluate()
         coco_eval.accumulate()
+    return coco_summary(coco_eval)
+
+
+def coco_summary(coco_eval: COCOeval) -> dict[str, Any]:
+    """The report's ``coco`` entry from an accumulated COCOeval: ``{AP, AP50, ..., per_class, params}``.
+
+    One layout for astrodet's own runs and both framework adapters, so reports compare key for key.
+    """
     names = {c["id"]: c["name"] for c in coco_eval.cocoGt.dataset["categories"]}
-    out: dict[str, Any] = dict(coco_stats(coco_eval))
-    out["per_class"] = per_class_ap(coco_eval, names)
-    out["params"] = {
-        "iou_type": "bbox",
-        "max_dets": list(coco_eval.params.maxDets),
-        "area_ranges": dict(zip(coco_eval.params.areaRngLbl, coco_eval.params.areaRng, strict=True)),
+    params = coco_eval.params
+    return {
+        **coco_stats(coco_eval),
+        "per_class": per_class_ap(coco_eval, names),
+        "params": {
+            "iou_type": params.iouType,
+            "max_dets": list(params.maxDets),
+            "area_ranges": dict(zip(params.areaRngLbl, params.areaRng, strict=True)),
+        },
     }
-    return out
+
+
+@contextlib.contextmanager
+def patched_cocoeval(
+    module: ModuleType, names: Sequence[str], max_detections: int, built: list[COCOeval] | None = None
+) -> Iterator[None]:
+    """Within the block, the COCOeval classes ``module`` uses apply astrodet's params when constructed.
+
+    Detectron2's and mmdet's evaluators build their own ``COCOeval`` (or subclasses) with COCO's fixed area ranges
+    inside their evaluation code; swapping those module-level names for subclasses that call
+    :func:`apply_astrodet_params` keeps everything else the framework's own code path. Each object built is appended
+    to ``built`` when given, so the caller can read the accumulated evaluation afterwards.
+    """
+
+    def with_params(base: type[COCOeval]) -> type[COCOeval]:
+        class AstrodetCOCOeval(base):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                apply_astrodet_params(self, max_detections)
+                if built is not None:
+                    built.append(self)
+
+        return AstrodetCOCOeval
+
+    saved = {name: getattr(module, name) for name in names}
+    try:
+        for name, base in saved.items():
+            setattr(module, name, with_params(base))
+        yield
+    finally:
+        for name, base in saved.items():
+            setattr(module, name, base)

@@ -1,8 +1,10 @@
 """mmdet ``MODELS`` entries for astrodet's core backbones, as mmengine BaseModules returning tuples.
 
 The wrappers add only mmdet's conventions (``norm_eval``, ``init_cfg``); architecture, freezing and checkpoint
-loading are the core's. ``init_cfg=dict(type="Pretrained", checkpoint=FILE)`` is routed to the core's loader,
-which understands timm, Zoobot and Lightning key layouts.
+loading are the core's. ``init_cfg=dict(type="Pretrained", checkpoint=FILE)`` is routed to the core's reader,
+which understands timm, Zoobot and Lightning key layouts, and the weights are loaded when the module is built
+(mmengine's later ``init_weights()`` leaves them alone). mmengine's own Pretrained loader would instead expect the
+wrapper's key names (``body.…``) and skip non-matching keys with only a warning.
 """
 
 from __future__ import annotations
@@ -16,17 +18,35 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from astrodet.models.checkpoints import read_state_dict
 from astrodet.models.deepshadows import DeepShadowsTrunk
 from astrodet.models.zoobot import ZoobotEncoder
+
+# Pretrained init_cfg keys the core reader honours (map_location: it always reads onto the CPU).
+_PRETRAINED_KEYS = {"type", "checkpoint", "map_location"}
 
 
 def _split_pretrained(init_cfg: dict[str, Any] | None, checkpoint: str | None) -> tuple[dict | None, str | None]:
     """Take a ``Pretrained`` init_cfg's checkpoint for the core loader; keep any other init_cfg for mmengine."""
     if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
+        unsupported = sorted(set(init_cfg) - _PRETRAINED_KEYS)
+        if unsupported:  # e.g. prefix: the core reader strips wrapper prefixes itself, and only shared ones
+            raise ValueError(f"init_cfg Pretrained: {unsupported} not supported for astrodet backbones")
         if checkpoint is not None and checkpoint != init_cfg.get("checkpoint"):
             raise ValueError("give the checkpoint either as checkpoint= or as init_cfg Pretrained, not both")
         return None, init_cfg["checkpoint"]
     return init_cfg, checkpoint
+
+
+def _load_body(body: nn.Module, checkpoint: str) -> None:
+    """Load a trunk checkpoint (core key names, wrapper prefixes stripped); every trunk weight must be in it.
+
+    Extra keys (e.g. the classifier head of a DeepShadows classifier) are ignored; a missing key is an error, not
+    a silent random init.
+    """
+    missing, _ = body.load_state_dict(read_state_dict(checkpoint), strict=False)
+    if missing:
+        raise ValueError(f"{checkpoint}: no weights for {len(missing)} trunk parameters, e.g. {missing[:3]}")
 
 
 class _CoreBackbone(BaseModule):
@@ -102,6 +122,7 @@ class MMDeepShadowsTrunk(_CoreBackbone):
         channels: Sequence[int] = (16, 32, 64),
         init_cfg: dict[str, Any] | None = None,
     ) -> None:
+        init_cfg, checkpoint = _split_pretrained(init_cfg, None)
         super().__init__(norm_eval=norm_eval, init_cfg=init_cfg)
         self.body = DeepShadowsTrunk(
             in_chans=in_channels,
@@ -111,3 +132,5 @@ class MMDeepShadowsTrunk(_CoreBackbone):
             norm=norm,
             channels=channels,
         )
+        if checkpoint is not None:
+            _load_body(self.body, checkpoint)

@@ -22,6 +22,20 @@ from astrodet.models.norms import convert_norm
 STAGE_STRIDES: tuple[int, ...] = (4, 8, 16, 32)
 
 
+def check_encoder_keys(arch: str, state: dict[str, torch.Tensor], source: str | os.PathLike[str]) -> None:
+    """Refuse a checkpoint that is not this architecture's: timm's feature models load pretrained weights
+    non-strictly, so a mismatched file would otherwise leave the encoder silently at random initialisation."""
+    expected = set(timm.create_model(arch, num_classes=0, pretrained=False).state_dict())
+    missing = sorted(expected - set(state))
+    # The first conv may legitimately differ (timm adapts it to other band counts), nothing else may be absent.
+    if len(missing) > 2:
+        unexpected = sorted(set(state) - expected)
+        raise ValueError(
+            f"{source}: not a timm {arch!r} encoder checkpoint: {len(missing)} of {len(expected)} weights missing "
+            f"(e.g. {missing[:3]}); unexpected keys e.g. {unexpected[:3]}"
+        )
+
+
 class ZoobotEncoder(nn.Module):
     """A timm encoder returning features at strides 4, 8, 16, 32 (or the subset in ``out_indices``).
 
@@ -56,8 +70,10 @@ class ZoobotEncoder(nn.Module):
         if drop_path_rate:
             kwargs["drop_path_rate"] = drop_path_rate
         if checkpoint is not None:
+            state = read_state_dict(checkpoint)
+            check_encoder_keys(arch, state, checkpoint)
             kwargs["pretrained"] = True
-            kwargs["pretrained_cfg_overlay"] = {"state_dict": read_state_dict(checkpoint)}
+            kwargs["pretrained_cfg_overlay"] = {"state_dict": state}
         self.body = timm.create_model(arch, **kwargs)
         reductions = list(self.body.feature_info.reduction())
         missing = [s for s in STAGE_STRIDES if s not in reductions]

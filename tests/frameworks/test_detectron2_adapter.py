@@ -19,8 +19,7 @@ from detectron2.modeling import BACKBONE_REGISTRY, build_model
 import astrodet.detectron2  # noqa: F401  (registers)
 from astrodet.detectron2 import add_astrodet_config
 from astrodet.detectron2.augment import Rot90Transform
-from astrodet.detectron2.evaluation import _astrodet_cocoeval
-from astrodet.evaluation.coco_params import ASTRODET_AREA_RANGES
+from astrodet.evaluation.coco_params import ASTRODET_AREA_RANGES, patched_cocoeval
 from tests.conftest import REPO
 
 CONFIGS = REPO / "configs"
@@ -115,7 +114,7 @@ def test_cocoeval_uses_astrodet_area_ranges_only_inside_the_evaluation() -> None
         "categories": [{"id": 1, "name": "c"}],
     }
     gt.createIndex()
-    with _astrodet_cocoeval(100):
+    with patched_cocoeval(d2_coco_evaluation, ("COCOeval", "COCOevalMaxDets"), 100):
         coco_eval = d2_coco_evaluation.COCOeval(gt, gt, "bbox")
     assert coco_eval.params.areaRng == [list(map(float, r)) for r in ASTRODET_AREA_RANGES.values()]
     assert d2_coco_evaluation.COCOeval is original

@@ -85,3 +85,10 @@ def test_group_norm_swap_leaves_no_batchnorm() -> None:
     encoder.train()
     x = torch.randn(2, 3, 64, 64)
     assert torch.allclose(encoder(x[:1])[-1], encoder(x)[-1][:1], atol=1e-5)
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "resnet18.pth"
+    torch.save(timm.create_model("resnet18", num_classes=0).state_dict(), path)
+    with pytest.raises(ValueError, match=r"not a timm 'convnext_nano' encoder checkpoint"):
+        ZoobotEncoder("convnext_nano", checkpoint=path)

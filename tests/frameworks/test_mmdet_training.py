@@ -1,0 +1,136 @@
+"""End-to-end MMDetection runs on the tiny default dataset: tools/train_mmdet.py, resuming, two CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mmdet")
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+QUICK = REPO / "configs" / "mmdet" / "quick"
+
+
+def _train_mmdet(
+    cache: Path, config: Path, work_dir: Path, *extra: str, launcher: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ASTRODET_CACHE=str(cache))
+    cmd = [*(launcher or [sys.executable]), str(REPO / "tools" / "train_mmdet.py"), str(config)]
+    cmd += ["--work-dir", str(work_dir), *extra]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=work_dir.parent)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def _logged(work_dir: Path) -> tuple[list[dict], dict]:
+    """mmengine's logs: training and validation scalars (vis_data/scalars.json), and the test metrics (<run>.json)."""
+    (scalars,) = work_dir.glob("*/vis_data/scalars.json")
+    (test,) = work_dir.glob("*/*.json")
+    return [json.loads(line) for line in scalars.read_text().splitlines()], json.loads(test.read_text())
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> Path:
+    work_dir = tmp_path_factory.mktemp("mmdet_quick") / "work"
+    _train_mmdet(tiny_cache, QUICK / "frcnn_zoobot_quick.py", work_dir)
+    return work_dir
+
+
+def test_quick_config_trains_validates_tests_and_reports(quick_run: Path, tiny_cache: Path) -> None:
+    report = json.loads((quick_run / "report.json").read_text())
+    meta = report["meta"]
+    assert meta["framework"] == "mmdet" and meta["backbone"] == "ZoobotEncoder" and meta["max_iters"] == 10
+    assert meta["dataset"].startswith(str(tiny_cache)) and meta["dataset"].endswith("clumps_val.json")
+    assert set(report["coco"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "per_class", "params"}
+    assert report["coco"]["params"]["max_dets"] == [1, 10, 100]
+    assert report["coco"]["params"]["area_ranges"]["small"] == [0.0, 169.0]  # astrodet's ranges, not COCO's
+    assert all(v is None or 0.0 <= v <= 1.0 for k, v in report["coco"].items() if k not in ("per_class", "params"))
+    assert report["matching"]["kind"] == "iou" and report["score_threshold"] == 0.3
+    assert set(report["per_class"]) == {"clump", "odd_clump"}
+    gt = json.loads(Path(meta["dataset"]).read_text())
+    # every true box and every galaxy of the split, the clump-free ones too
+    assert report["n_true"] == len(gt["annotations"]) > 0 and report["n_images"] == len(gt["images"])
+    for png in ("pr_curve.png", "threshold_curves.png", "bins.png", "examples.png"):
+        assert (quick_run / png).stat().st_size > 10_000
+    assert "Completeness" in (quick_run / "report.md").read_text()
+    assert (quick_run / "iter_10.pth").is_file()
+    scalars, test = _logged(quick_run)
+    assert max(row.get("iter", 0) for row in scalars) == 10
+    (validation,) = [row for row in scalars if "coco/bbox_mAP" in row]  # at the last iteration
+    for row in (validation, test):
+        assert {"coco/bbox_mAP", "coco/bbox_mAP_50", "astro/completeness", "astro/purity"} <= set(row)
+    assert test["astro/completeness"] == report["completeness"]  # the report is the test's
+    assert test["coco/bbox_mAP_50"] == round(report["coco"]["AP50"], 3)  # mmdet logs 3 decimals, the report all
+
+
+def test_resume_continues_from_the_last_checkpoint(quick_run: Path, tiny_cache: Path, tmp_path: Path) -> None:
+    work_dir = tmp_path / "work"
+    shutil.copytree(quick_run, work_dir)
+    result = _train_mmdet(
+        tiny_cache,
+        QUICK / "frcnn_zoobot_quick.py",
+        work_dir,
+        "--resume",
+        "--cfg-options",
+        "train_cfg.max_iters=12",
+        "train_cfg.val_interval=12",
+    )
+    log = result.stdout + result.stderr
+    assert "resumed epoch: 0, iter: 10" in log
+    assert (work_dir / "iter_12.pth").is_file()
+    assert json.loads((work_dir / "report.json").read_text())["meta"]["max_iters"] == 12
+
+
+def test_resume_on_a_finished_run_reevaluates_it(quick_run: Path, tiny_cache: Path, tmp_path: Path) -> None:
+    """The re-evaluation route (as Detectron2's --eval-only): nothing is left to train, so the Runner only tests."""
+    work_dir = tmp_path / "work"
+    shutil.copytree(quick_run, work_dir)
+    (work_dir / "report.json").unlink()
+    result = _train_mmdet(tiny_cache, QUICK / "frcnn_zoobot_quick.py", work_dir, "--resume")
+    assert "resumed epoch: 0, iter: 10" in result.stdout + result.stderr
+    first = json.loads((quick_run / "report.json").read_text())
+    second = json.loads((work_dir / "report.json").read_text())
+    for report in (first, second):
+        report.pop("meta")
+    assert second == first
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_cpu_processes_through_the_pytorch_launcher(tmp_path: Path, tiny_cache: Path) -> None:
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    launcher += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    result = _train_mmdet(
+        tiny_cache,
+        QUICK / "frcnn_deepshadows_quick.py",
+        work_dir,
+        "--launcher",
+        "pytorch",
+        "--cfg-options",
+        "train_cfg.max_iters=4",
+        "train_cfg.val_interval=4",
+        launcher=launcher,
+    )
+    log = result.stdout + result.stderr
+    assert "Distributed training: True" in log and "GPU number: 2" in log  # mmengine's name for the world size
+    assert "terminate called" not in log
+    assert (work_dir / "iter_4.pth").is_file()
+    report = json.loads((work_dir / "report.json").read_text())
+    gt = json.loads(Path(report["meta"]["dataset"]).read_text())
+    assert report["n_images"] == len(gt["images"])  # both processes' halves of the split were gathered for scoring
