@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,3 +50,20 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = None) -> None:
     """Write JSON atomically; NaN/inf are refused (they are not JSON and break other readers)."""
     atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+
+
+def write_all_or_nothing(outputs: Iterable[tuple[Path, Callable[[Path], Any]]]) -> None:
+    """Write a set of files that only make sense together (COCO splits + rejects report).
+
+    Each writer is atomic on its own; if one fails, or the run is interrupted, the files already written by this call
+    are removed, so a rerun never meets a mix of new and stale outputs.
+    """
+    done: list[Path] = []
+    try:
+        for path, write in outputs:
+            write(path)
+            done.append(path)
+    except BaseException:
+        for path in done:
+            path.unlink(missing_ok=True)
+        raise

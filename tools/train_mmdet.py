@@ -68,12 +68,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+# astrodet metrics that write report.json / report.md / plots into the work dir.
+REPORTING_METRICS = ("AstroDetectionMetric", "AstroClassificationMetric")
+
+
 def _metric_cfgs(evaluator: Any) -> list[ConfigDict]:
     if evaluator is None:
         return []
     metrics = evaluator.get("metrics", evaluator) if isinstance(evaluator, dict) else evaluator
     metrics = metrics if isinstance(metrics, list | tuple) else [metrics]
-    return [m for m in metrics if isinstance(m, dict) and m.get("type") == "AstroDetectionMetric"]
+    return [m for m in metrics if isinstance(m, dict) and m.get("type") in REPORTING_METRICS]
 
 
 def configure_reports(cfg: Config, config_path: str) -> None:

@@ -22,7 +22,8 @@ from detectron2.engine import default_argument_parser, default_setup, launch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from astrodet.detectron2 import AstroTrainer, add_astrodet_config, prepare_datasets, resolve_device
+from astrodet.detectron2 import add_astrodet_config, prepare_datasets, resolve_device
+from astrodet.detectron2.classification import trainer_class
 
 
 def setup(args) -> CfgNode:
@@ -39,11 +40,12 @@ def setup(args) -> CfgNode:
 
 def main(args):
     cfg = setup(args)
+    trainer_cls = trainer_class(cfg)  # detection (AstroTrainer) or image classification, from META_ARCHITECTURE
     if args.eval_only:
-        model = AstroTrainer.build_model(cfg)
+        model = trainer_cls.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        return AstroTrainer.test(cfg, model)
-    trainer = AstroTrainer(cfg)
+        return trainer_cls.test(cfg, model)
+    trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()
 

@@ -42,7 +42,7 @@ from astrodet.data.coco import CocoBuilder, category_counts, validate_coco
 from astrodet.data.rejects import ConversionSummary, RejectsLedger
 from astrodet.data.splits import check_fractions, parse_fractions, stratified_split
 from astrodet.errors import AstrodetInputError
-from astrodet.io import atomic_write_bytes, atomic_write_json
+from astrodet.io import atomic_write_bytes, atomic_write_json, write_all_or_nothing
 
 COLUMNS = ("image_id", "local_ids", "filename", "label", "label_text", "x1", "x2", "y1", "y2")
 COORDS = ("x1", "x2", "y1", "y2")
@@ -607,19 +607,6 @@ def _write_crops(opts: _Options, images: list[_Image]) -> int:
     return written
 
 
-def _write_all(outputs: list[tuple[Path, Callable[[Path], Any]]]) -> None:
-    """Write a set of files all-or-nothing: if one fails (or the run is killed), remove those already written."""
-    done: list[Path] = []
-    try:
-        for path, write in outputs:
-            write(path)
-            done.append(path)
-    except BaseException:
-        for path in done:
-            path.unlink(missing_ok=True)
-        raise
-
-
 def convert_clumpscout(
     boxes_csv: str | os.PathLike[str],
     out_json: str | os.PathLike[str],
@@ -703,7 +690,7 @@ def convert_clumpscout(
     }
     if opts.crops_dir is not None:
         _write_crops(opts, ordered)
-    _write_all(
+    write_all_or_nothing(
         [(opts.rejects_csv, ledger.write_csv)]
         + [(paths[name], lambda p, d=data: atomic_write_json(p, d)) for name, data in datasets.items()]
     )

@@ -18,6 +18,8 @@ from astrodet.data.rejects import ConversionSummary
 # source name -> (module implementing it, one-line help)
 CONVERTERS: dict[str, tuple[str, str]] = {
     "clumpscout": ("astrodet.data.clumpscout", "Galaxy Zoo: Clump Scout clump boxes (Popp et al. 2024 frame)"),
+    "galaxyzoo": ("astrodet.data.galaxyzoo", "Galaxy Zoo 2 vote tables or labelled lists -> whole-image classes"),
+    "catalog": ("astrodet.data.catalog", "survey catalogue + cutouts (files, FITS or .npz) -> whole-image classes"),
 }
 
 

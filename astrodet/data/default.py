@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -28,8 +29,12 @@ RECIPE_VERSION = 1
 _GENERATING_MODULES = ("simulate.py", "imaging.py", "clumpscout.py", "coco.py", "splits.py")
 
 
+@functools.cache
 def _code_digest() -> str:
-    """Hash of the modules whose code decides the bytes of a generated set: an edit there means a new cache folder."""
+    """Hash of the modules whose code decides the bytes of a generated set: an edit there means a new cache folder.
+
+    Computed once per process, so a running job keeps using the folder it started with.
+    """
     digest = hashlib.sha256()
     for name in _GENERATING_MODULES:
         digest.update((Path(__file__).parent / name).read_bytes())

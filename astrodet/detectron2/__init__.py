@@ -6,6 +6,7 @@ Usage::
     from astrodet.detectron2 import AstroTrainer, add_astrodet_config
 """
 
+import astrodet.detectron2.classification  # noqa: F401  (AstroImageClassifier, astrodet_<sample>_<split> datasets)
 from astrodet.detectron2 import backbones
 from astrodet.detectron2.config import add_astrodet_config
 from astrodet.detectron2.datasets import register_coco_file, register_default_datasets, register_user_coco_file

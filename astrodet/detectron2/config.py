@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from detectron2.config import CfgNode as CN
 
+from astrodet.detectron2.classification import add_classification_config
+
 
 def add_astrodet_config(cfg: CN) -> CN:
     """Add astrodet's keys (with their defaults) to ``cfg`` in place; returns ``cfg`` for chaining."""
@@ -61,4 +63,5 @@ def add_astrodet_config(cfg: CN) -> CN:
     cfg.ASTRODET.EVAL.REPORT = True
     # Validation images drawn with true and predicted boxes in the report grid.
     cfg.ASTRODET.EVAL.GRID_IMAGES = 12
+    add_classification_config(cfg)  # MODEL.CLASSIFIER, ASTRODET.CLS (astrodet/detectron2/classification.py)
     return cfg

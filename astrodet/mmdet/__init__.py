@@ -13,7 +13,7 @@ The embedded default dataset is named by ``ann_file='astrodet_default:<split>'``
 ``tools/train_mmdet.py`` (:mod:`astrodet.mmdet.datasets`). See docs/mmdet.md.
 """
 
-from astrodet.mmdet import backbones, datasets, metrics, transforms
+from astrodet.mmdet import backbones, classification, datasets, metrics, transforms
 from astrodet.mmdet.datasets import resolve_default_datasets
 from astrodet.mmdet.metrics import AstroDetectionMetric
 from astrodet.mmdet.transforms import RandomRot90
@@ -22,6 +22,7 @@ __all__ = [
     "AstroDetectionMetric",
     "RandomRot90",
     "backbones",
+    "classification",
     "datasets",
     "metrics",
     "resolve_default_datasets",

@@ -1,0 +1,183 @@
+"""An image classifier = any core backbone + a head + its loss: the one implementation both adapters wrap.
+
+Why here and not in each adapter: the choice of feature map, the loss for each target kind and the mapping of
+logits to probabilities must be identical in Detectron2 and MMDetection so their numbers are comparable. A backbone
+may return a list/tuple of feature maps (astrodet's core backbones, mmdet backbones) or a dict (Detectron2's
+``Backbone``); ``feature`` picks one by index or name.
+
+Targets by loss: ``bce`` -> labels 0/1 and one logit; ``ce`` -> class indices and K logits; ``soft_ce`` ->
+(N, A) vote fractions; ``dirichlet`` -> (N, A) vote counts. :meth:`ImageClassifier.predict` gives (N, K) class
+probabilities for the class losses and (N, A) cumulative vote fractions (Kaggle layout) for the vote losses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from astrodet.models.deepshadows import DeepShadowsTrunk
+from astrodet.models.heads import (
+    HEADS,
+    LOSSES,
+    DenseHead,
+    PooledLinearHead,
+    binary_loss,
+    class_probabilities,
+    cumulative_fractions,
+    dirichlet_multinomial_nll,
+    question_probabilities,
+    soft_question_ce,
+    softmax_loss,
+)
+
+VOTE_LOSSES = ("soft_ce", "dirichlet")
+
+
+def num_outputs_for(loss: str, num_classes: int, num_answers: int = 0) -> int:
+    """Logits a head needs: 1 for a binary BCE head, K for softmax, one per answer column for vote losses."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss == "bce":
+        if num_classes != 2:
+            raise ValueError(f"the binary (bce) loss needs exactly 2 classes, got {num_classes}")
+        return 1
+    if loss in VOTE_LOSSES:
+        if num_answers <= 0:
+            raise ValueError(f"loss {loss!r} needs the answer columns of a question schema")
+        return num_answers
+    return num_classes
+
+
+def build_head(
+    kind: str,
+    *,
+    in_channels: int,
+    num_outputs: int,
+    feature_size: Sequence[int] | None = None,
+    hidden: int = 1024,
+    dropout: float = 0.0,
+) -> nn.Module:
+    """``dense`` (flatten; needs ``feature_size`` (H, W) of the feature map) or ``linear`` (pooled)."""
+    if kind == "dense":
+        if feature_size is None:
+            raise ValueError("a dense head flattens a fixed-size feature map: give feature_size (H, W)")
+        h, w = (int(v) for v in feature_size)
+        return DenseHead(in_channels * h * w, num_outputs, hidden=hidden, dropout=dropout)
+    if kind == "linear":
+        return PooledLinearHead(in_channels, num_outputs, dropout=dropout)
+    raise ValueError(f"head must be one of {HEADS}, got {kind!r}")
+
+
+class ImageClassifier(nn.Module):
+    """backbone -> one feature map -> head; ``loss`` and ``predict`` interpret the logits for the target kind."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        *,
+        loss: str = "ce",
+        feature: int | str = -1,
+        question_slices: Sequence[tuple[int, int]] | None = None,
+        question_parents: Sequence[int | None] | None = None,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if loss in VOTE_LOSSES and not question_slices:
+            raise ValueError(f"loss {loss!r} needs question_slices (a Galaxy Zoo question schema)")
+        self.backbone = backbone
+        self.head = head
+        self.loss_name = loss
+        self.feature = feature
+        self.question_slices = [tuple(s) for s in question_slices or []]
+        self.question_parents = list(question_parents) if question_parents is not None else None
+        weights = None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32)
+        self.register_buffer("class_weights", weights, persistent=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.backbone(x)
+        if isinstance(out, Mapping):
+            key = self.feature if isinstance(self.feature, str) else list(out)[self.feature]
+            return out[key]
+        if isinstance(out, list | tuple):
+            if isinstance(self.feature, str):
+                raise ValueError(f"feature {self.feature!r} is a name, but the backbone returns a {type(out).__name__}")
+            return out[self.feature]
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "bce":
+            pos_weight = None
+            if self.class_weights is not None:
+                pos_weight = float(self.class_weights[1] / self.class_weights[0])
+            return binary_loss(logits, targets, pos_weight)
+        if self.loss_name == "ce":
+            return softmax_loss(logits, targets, self.class_weights)
+        if self.loss_name == "soft_ce":
+            return soft_question_ce(logits, targets, self.question_slices)
+        return dirichlet_multinomial_nll(logits, targets, self.question_slices)
+
+    @torch.no_grad()
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.loss_name in VOTE_LOSSES:
+            probs = question_probabilities(logits, self.question_slices, self.loss_name)
+            if self.question_parents is not None:
+                probs = cumulative_fractions(probs, self.question_slices, self.question_parents)
+            return probs
+        return class_probabilities(logits, self.loss_name)
+
+
+def build_deepshadows_classifier(
+    in_chans: int = 3, input_size: int = 64, dropout: float = 0.4, hidden: int = 1024, norm: str = "bn"
+) -> ImageClassifier:
+    """The DeepShadows CNN (Tanoglidis et al. 2021): three conv blocks + Dense 1024 ReLU + Dense 1, BCE.
+
+    At 64x64x3 it has exactly 4,220,161 trainable parameters, as the paper reports.
+    """
+    if input_size % 8:
+        raise ValueError(f"input_size must be a multiple of 8 (three 2x2 max-pools), got {input_size}")
+    trunk = DeepShadowsTrunk(in_chans=in_chans, out_indices=(2,), dropout=dropout, norm=norm)
+    side = input_size // 8
+    head = build_head("dense", in_channels=trunk.channels[-1], num_outputs=1, feature_size=(side, side), hidden=hidden)
+    return ImageClassifier(trunk, head, loss="bce")
+
+
+def count_trainable(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def keras_l2_param_groups(
+    model: nn.Module, conv_l2: float, dense_l2: float, *, skip: Iterable[nn.Module] = ()
+) -> list[dict[str, Any]]:
+    """Parameter groups reproducing Keras ``kernel_regularizer=l2(c)`` as optimiser weight decay.
+
+    Keras adds ``c * sum(w**2)`` to the loss, whose gradient is ``2 c w``: weight decay ``2 c`` on the kernels of
+    conv layers (``conv_l2``) and of hidden dense layers (``dense_l2``); biases, norms and the layers in ``skip``
+    (the output layer: DeepShadows regularises only its hidden dense layer) get none.
+    """
+    skipped = {id(p) for m in skip for p in m.parameters()}
+    conv, dense, rest = [], [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            if name == "weight" and isinstance(module, nn.Conv2d) and id(param) not in skipped:
+                conv.append(param)
+            elif name == "weight" and isinstance(module, nn.Linear) and id(param) not in skipped:
+                dense.append(param)
+            else:
+                rest.append(param)
+    groups = [
+        {"params": conv, "weight_decay": 2.0 * conv_l2},
+        {"params": dense, "weight_decay": 2.0 * dense_l2},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
