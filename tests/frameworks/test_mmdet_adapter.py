@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+import yaml
 
 pytest.importorskip("mmdet")
 
@@ -162,8 +163,9 @@ def test_shipped_configs_are_consistent(path: Path) -> None:
         evaluator = cfg[f"{phase}_evaluator"]
         assert evaluator.type == "AstroDetectionMetric" and evaluator.max_detections == cap
         assert evaluator.ann_file == cfg[f"{phase}_dataloader"].dataset.ann_file
-    preprocessor = cfg.model.data_preprocessor
-    assert preprocessor.mean == [15.0, 16.5, 17.5] and preprocessor.std == [18.0, 20.0, 21.0]
+    preprocessor = cfg.model.data_preprocessor  # the same normalisation as the Detectron2 base config
+    d2_base = yaml.safe_load((REPO / "configs" / "Base-AstroRCNN-FPN.yaml").read_text())["MODEL"]
+    assert preprocessor.mean == d2_base["PIXEL_MEAN"] and preprocessor.std == d2_base["PIXEL_STD"]
     assert preprocessor.bgr_to_rgb
     assert cfg.train_cfg.type == "IterBasedTrainLoop"
     assert cfg.randomness.seed == 2024
