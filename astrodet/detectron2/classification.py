@@ -28,7 +28,7 @@ from detectron2.data import transforms as T
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
-from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
+from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.structures import BoxMode
 from detectron2.utils import comm
 from torch import nn
@@ -36,7 +36,7 @@ from torch import nn
 from astrodet.data import samples
 from astrodet.data.wholeimage import crop_and_resize, load_cutout, read_classification_coco, vote_class_columns
 from astrodet.detectron2.augment import RandomRot90
-from astrodet.detectron2.trainer import AstroTrainer
+from astrodet.detectron2.trainer import AstroTrainer, default_param_groups, make_optimizer
 from astrodet.evaluation.classification import (
     class_scores_from_votes,
     evaluate_classification,
@@ -394,34 +394,19 @@ class ClassificationTrainer(AstroTrainer):
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
-        name = cfg.ASTRODET.SOLVER.OPTIMIZER.upper()
+        """AstroTrainer's optimisers plus Adadelta (the DeepShadows recipe) and Keras-style L2 parameter groups."""
         l2_conv, l2_dense = float(cfg.MODEL.CLASSIFIER.L2_CONV), float(cfg.MODEL.CLASSIFIER.L2_DENSE)
-        if name != "ADADELTA" and not (l2_conv or l2_dense):
-            return super().build_optimizer(cfg, model)
         if l2_conv or l2_dense:
             head = model.module.model.head if hasattr(model, "module") else model.model.head
             output_layers = [m for m in (getattr(head, "out", None), getattr(head, "fc", None)) if m is not None]
             params = keras_l2_param_groups(model, l2_conv, l2_dense, skip=output_layers)
         else:
-            params = get_default_optimizer_params(
-                model,
-                base_lr=cfg.SOLVER.BASE_LR,
-                weight_decay=cfg.SOLVER.WEIGHT_DECAY,
-                weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
-                bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
-                weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
-            )
-        lr = cfg.SOLVER.BASE_LR
-        if name == "ADADELTA":
-            optim = torch.optim.Adadelta(
-                params, lr=lr, rho=cfg.ASTRODET.CLS.ADADELTA_RHO, eps=cfg.ASTRODET.CLS.ADADELTA_EPS
-            )
-        elif name == "SGD":
-            optim = torch.optim.SGD(params, lr=lr, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV)
-        elif name in ("ADAM", "ADAMW"):
-            optim = (torch.optim.AdamW if name == "ADAMW" else torch.optim.Adam)(params, lr=lr)
-        else:
-            raise ValueError(f"cfg.ASTRODET.SOLVER.OPTIMIZER must be SGD, ADAM, ADAMW or ADADELTA, got {name!r}")
+            params = default_param_groups(cfg, model)
+        if cfg.ASTRODET.SOLVER.OPTIMIZER.upper() != "ADADELTA":
+            return make_optimizer(cfg, params)
+        optim = torch.optim.Adadelta(
+            params, lr=cfg.SOLVER.BASE_LR, rho=cfg.ASTRODET.CLS.ADADELTA_RHO, eps=cfg.ASTRODET.CLS.ADADELTA_EPS
+        )
         return maybe_add_gradient_clipping(cfg, optim)
 
     @classmethod

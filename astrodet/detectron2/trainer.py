@@ -39,6 +39,34 @@ def _cpu_ddp(device: str) -> Iterator[None]:
         d2_defaults.create_ddp_model = original
 
 
+def default_param_groups(cfg: CfgNode, model: torch.nn.Module) -> list[dict]:
+    """Detectron2's parameter groups (norm and bias weight decay, bias lr factor) from ``cfg.SOLVER``."""
+    return get_default_optimizer_params(
+        model,
+        base_lr=cfg.SOLVER.BASE_LR,
+        weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+        weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+        bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+        weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+    )
+
+
+def make_optimizer(cfg: CfgNode, params: list[dict]) -> torch.optim.Optimizer:
+    """``cfg.ASTRODET.SOLVER.OPTIMIZER`` (SGD, ADAM or ADAMW) over prepared parameter groups, with Detectron2's
+    gradient clipping (``cfg.SOLVER.CLIP_GRADIENTS``). Each group carries its own lr and weight decay."""
+    name = cfg.ASTRODET.SOLVER.OPTIMIZER.upper()
+    lr, weight_decay = cfg.SOLVER.BASE_LR, cfg.SOLVER.WEIGHT_DECAY
+    if name == "SGD":
+        optim = torch.optim.SGD(
+            params, lr=lr, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV, weight_decay=weight_decay
+        )
+    elif name in ("ADAM", "ADAMW"):
+        optim = (torch.optim.AdamW if name == "ADAMW" else torch.optim.Adam)(params, lr=lr, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"cfg.ASTRODET.SOLVER.OPTIMIZER must be one of {OPTIMIZERS}, got {name!r}")
+    return maybe_add_gradient_clipping(cfg, optim)
+
+
 class AstroTrainer(DefaultTrainer):
     """DefaultTrainer + sky augmentations, Adam(W), COCO + completeness/purity evaluation with reports."""
 
@@ -58,22 +86,7 @@ class AstroTrainer(DefaultTrainer):
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
-        name = cfg.ASTRODET.SOLVER.OPTIMIZER.upper()
-        if name == "SGD":
-            return super().build_optimizer(cfg, model)
-        if name not in OPTIMIZERS:
-            raise ValueError(f"cfg.ASTRODET.SOLVER.OPTIMIZER must be one of {OPTIMIZERS}, got {name!r}")
-        params = get_default_optimizer_params(
-            model,
-            base_lr=cfg.SOLVER.BASE_LR,
-            weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
-            bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
-            weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
-        )
-        optim = torch.optim.AdamW if name == "ADAMW" else torch.optim.Adam
-        return maybe_add_gradient_clipping(
-            cfg, optim(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
-        )
+        return make_optimizer(cfg, default_param_groups(cfg, model))
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
