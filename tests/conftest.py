@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,19 +21,26 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@contextlib.contextmanager
+def astrodet_cache_env(cache: Path) -> Iterator[Path]:
+    """Point ``$ASTRODET_CACHE`` at ``cache`` inside the block, restoring the previous value after."""
+    old = os.environ.get("ASTRODET_CACHE")
+    os.environ["ASTRODET_CACHE"] = str(cache)
+    try:
+        yield cache
+    finally:
+        if old is None:
+            del os.environ["ASTRODET_CACHE"]
+        else:
+            os.environ["ASTRODET_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ASTRODET_CACHE holding the tiny default dataset, generated once per test session."""
     from astrodet.data.default import ensure_default_dataset
 
     cache = tmp_path_factory.mktemp("astrodet_cache")
-    old = os.environ.get("ASTRODET_CACHE")
-    os.environ["ASTRODET_CACHE"] = str(cache)
-    try:
+    with astrodet_cache_env(cache):
         ensure_default_dataset("tiny", progress=False)
-    finally:
-        if old is None:
-            del os.environ["ASTRODET_CACHE"]
-        else:
-            os.environ["ASTRODET_CACHE"] = old
     return cache

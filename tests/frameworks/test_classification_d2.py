@@ -33,7 +33,7 @@ from astrodet.detectron2.classification import (
 )
 from astrodet.detectron2.trainer import AstroTrainer
 from astrodet.models.classifier import count_trainable
-from tests.conftest import REPO
+from tests.conftest import REPO, astrodet_cache_env
 
 # tools/train_net.py picks the trainer with astrodet.detectron2.classification.trainer_class (docs/classification.md);
 TRAIN_NET = REPO / "tools" / "train_net.py"
@@ -51,13 +51,8 @@ def _cfg(config: str, *opts):
 def cls_cache(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
     """A fresh ASTRODET_CACHE for this module: the samples are converted into it on first use."""
     cache = tmp_path_factory.mktemp("cls_cache")
-    old = os.environ.get("ASTRODET_CACHE")
-    os.environ["ASTRODET_CACHE"] = str(cache)
-    yield cache
-    if old is None:
-        del os.environ["ASTRODET_CACHE"]
-    else:
-        os.environ["ASTRODET_CACHE"] = old
+    with astrodet_cache_env(cache):
+        yield cache
 
 
 def test_config_keys_and_trainer_choice() -> None:

@@ -20,7 +20,7 @@ from mmengine.registry import init_default_scope
 
 import astrodet.mmdet.classification as mmcls
 from astrodet.models.classifier import count_trainable
-from tests.conftest import REPO
+from tests.conftest import REPO, astrodet_cache_env
 
 CONFIGS = REPO / "configs" / "mmdet"
 
@@ -28,13 +28,8 @@ CONFIGS = REPO / "configs" / "mmdet"
 @pytest.fixture(scope="module")
 def cls_cache(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
     cache = tmp_path_factory.mktemp("cls_cache_mm")
-    old = os.environ.get("ASTRODET_CACHE")
-    os.environ["ASTRODET_CACHE"] = str(cache)
-    yield cache
-    if old is None:
-        del os.environ["ASTRODET_CACHE"]
-    else:
-        os.environ["ASTRODET_CACHE"] = old
+    with astrodet_cache_env(cache):
+        yield cache
 
 
 def _build_model(config: str):
