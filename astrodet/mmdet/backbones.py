@@ -67,7 +67,10 @@ class _CoreBackbone(BaseModule):
         return list(self.body.strides)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.body(x))
+        # Contiguous NCHW memory: timm's ConvNeXt returns channels-last-strided maps, the FPN's convolutions keep
+        # that layout, and mmcv's RoIAlign reads raw NCHW memory without checking (open-mmlab/mmcv#2203), so on
+        # such maps it pools the wrong pixels silently (torchvision's, used by Detectron2, follows the strides).
+        return tuple(feature.contiguous() for feature in self.body(x))
 
     def train(self, mode: bool = True) -> _CoreBackbone:
         super().train(mode)

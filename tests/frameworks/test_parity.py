@@ -121,6 +121,95 @@ def test_deepshadows_same_state_dict_same_features() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# (a') the whole detector: one set of weights in both frameworks' Faster R-CNN gives the same FPN maps, RPN outputs,
+# pooled RoI features and box-head outputs. This is what caught mmcv's RoIAlign reading ConvNeXt's channels-last
+# maps as if they were NCHW (open-mmlab/mmcv#2203): backbone features agreed, RoI features did not.
+
+_D2_TO_MMDET_HEADS = {
+    "proposal_generator.rpn_head.conv.": "rpn_head.rpn_conv.",
+    "proposal_generator.rpn_head.objectness_logits.": "rpn_head.rpn_cls.",
+    "proposal_generator.rpn_head.anchor_deltas.": "rpn_head.rpn_reg.",
+    "roi_heads.box_head.fc1.": "roi_head.bbox_head.shared_fcs.0.",
+    "roi_heads.box_head.fc2.": "roi_head.bbox_head.shared_fcs.1.",
+    "roi_heads.box_predictor.cls_score.": "roi_head.bbox_head.fc_cls.",
+    "roi_heads.box_predictor.bbox_pred.": "roi_head.bbox_head.fc_reg.",
+}
+
+
+def _d2_detector_state_for_mmdet(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a Detectron2 astrodet Faster R-CNN state dict to mmdet's names (FPN levels in ascending order)."""
+    levels = sorted({int(k[len("backbone.fpn_lateral")]) for k in state if k.startswith("backbone.fpn_lateral")})
+    out = {}
+    for key, value in state.items():
+        if key.startswith("pixel_"):
+            continue
+        name = key.replace("backbone.bottom_up.", "backbone.")
+        if key.startswith(("backbone.fpn_lateral", "backbone.fpn_output")):
+            kind, rest = key[len("backbone.fpn_") :].split(".", 1)
+            index = levels.index(int(kind[-1]))
+            module = "lateral_convs" if kind.startswith("lateral") else "fpn_convs"
+            name = f"neck.{module}.{index}." + (
+                rest.replace("norm.", "gn.") if rest.startswith("norm.") else f"conv.{rest}"
+            )
+        for d2_prefix, mm_prefix in _D2_TO_MMDET_HEADS.items():
+            name = name.replace(d2_prefix, mm_prefix)
+        out[name] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("d2_config", "mm_config"),
+    [("frcnn_zoobot.yaml", "frcnn_zoobot.py"), ("frcnn_deepshadows.yaml", "frcnn_deepshadows.py")],
+)
+def test_same_weights_same_detector_outputs(d2_config: str, mm_config: str) -> None:
+    from detectron2.modeling import build_model
+    from mmdet.utils import register_all_modules
+
+    register_all_modules(init_default_scope=False)
+    torch.manual_seed(0)
+    d2_model = build_model(_d2_cfg(d2_config)).eval()
+    torch.manual_seed(1)
+    mm_model = MODELS.build(Config.fromfile(str(REPO / "configs" / "mmdet" / mm_config)).model)
+    mm_model.init_weights()
+    missing, unexpected = mm_model.load_state_dict(_d2_detector_state_for_mmdet(d2_model.state_dict()), strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    mm_model.eval()
+
+    def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return a.shape == b.shape and (a - b).abs().max().item() <= 1e-4 * (1 + b.abs().max().item())
+
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(5))  # normalised, padded to 32
+    # Boxes from 6 to 150 px, so RoIs are pooled from every FPN level the box head reads.
+    rois = torch.tensor(
+        [[0, 20.0, 30.0, 26.0, 36.0], [0, 50.0, 60.0, 66.0, 76.0], [1, 10.0, 100.0, 40.0, 130.0],
+         [1, 60.0, 40.0, 130.0, 110.0], [0, 30.0, 20.0, 180.0, 170.0], [1, 101.5, 7.25, 118.0, 23.5]]
+    )  # fmt: skip
+    with torch.no_grad():
+        d2_maps = d2_model.backbone(x)
+        mm_maps = mm_model.neck(mm_model.backbone(x))
+        assert len(d2_maps) == len(mm_maps)
+        for d2_map, mm_map in zip(d2_maps.values(), mm_maps, strict=True):
+            assert close(mm_map, d2_map)
+        rpn = d2_model.proposal_generator
+        d2_objectness, d2_deltas = rpn.rpn_head([d2_maps[f] for f in rpn.in_features])
+        mm_objectness, mm_deltas = mm_model.rpn_head(mm_maps)
+        for a, b in zip(mm_objectness + mm_deltas, d2_objectness + d2_deltas, strict=True):
+            assert close(a, b)
+        heads = d2_model.roi_heads
+        d2_pooled = heads.box_pooler(
+            [d2_maps[f] for f in heads.box_in_features], [Boxes(rois[rois[:, 0] == i, 1:]) for i in (0, 1)]
+        )
+        order = torch.cat([torch.nonzero(rois[:, 0] == i).flatten() for i in (0, 1)])  # Detectron2 pools image by image
+        extractor = mm_model.roi_head.bbox_roi_extractor
+        mm_pooled = extractor(mm_maps[: extractor.num_inputs], rois)[order]
+        assert d2_pooled.abs().max() > 0
+        assert close(mm_pooled, d2_pooled), "the same RoIs pool different features"
+        d2_scores, d2_boxes = heads.box_predictor(heads.box_head(d2_pooled))
+        mm_scores, mm_boxes = mm_model.roi_head.bbox_head(mm_pooled)
+        assert close(mm_scores, d2_scores) and close(mm_boxes, d2_boxes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # (b) metrics
 
 
