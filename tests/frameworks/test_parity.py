@@ -179,7 +179,7 @@ def test_same_weights_same_detector_outputs(d2_config: str, mm_config: str) -> N
         return a.shape == b.shape and (a - b).abs().max().item() <= 1e-4 * (1 + b.abs().max().item())
 
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(5))  # normalised, padded to 32
-    # Boxes from 6 to 150 px, so RoIs are pooled from every FPN level the box head reads.
+    # Boxes from 6 to 150 px: pooled from p2-p3 (Zoobot, levels from stride 4) or p1-p3 (DeepShadows, from stride 2).
     rois = torch.tensor(
         [[0, 20.0, 30.0, 26.0, 36.0], [0, 50.0, 60.0, 66.0, 76.0], [1, 10.0, 100.0, 40.0, 130.0],
          [1, 60.0, 40.0, 130.0, 110.0], [0, 30.0, 20.0, 180.0, 170.0], [1, 101.5, 7.25, 118.0, 23.5]]
