@@ -412,8 +412,7 @@ class ClassificationTrainer(AstroTrainer):
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
         if output_folder is None:
-            several = len(cfg.DATASETS.TEST) > 1
-            output_folder = os.path.join(cfg.OUTPUT_DIR, dataset_name) if several else cfg.OUTPUT_DIR
+            output_folder = cls.report_folder(cfg, dataset_name)
         return ClassificationEvaluator(dataset_name, cfg, output_dir=output_folder)
 
 

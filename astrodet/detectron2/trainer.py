@@ -88,10 +88,13 @@ class AstroTrainer(DefaultTrainer):
     def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
         return make_optimizer(cfg, default_param_groups(cfg, model))
 
+    @staticmethod
+    def report_folder(cfg: CfgNode, dataset_name: str) -> str:
+        """The report goes to OUTPUT_DIR (one test set) or OUTPUT_DIR/<dataset> (several)."""
+        return os.path.join(cfg.OUTPUT_DIR, dataset_name) if len(cfg.DATASETS.TEST) > 1 else cfg.OUTPUT_DIR
+
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
-        """The report goes to OUTPUT_DIR (one test set) or OUTPUT_DIR/<dataset> (several)."""
         if output_folder is None:
-            several = len(cfg.DATASETS.TEST) > 1
-            output_folder = os.path.join(cfg.OUTPUT_DIR, dataset_name) if several else cfg.OUTPUT_DIR
+            output_folder = cls.report_folder(cfg, dataset_name)
         return AstroDetectionEvaluator(dataset_name, cfg, output_dir=output_folder)
