@@ -17,5 +17,6 @@ lint: install
 demo: install
 	$(PY) tools/train_net.py --config-file configs/frcnn_zoobot.yaml
 
+# every benchmark, one table; BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick --json bench.json"
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)

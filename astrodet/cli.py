@@ -16,7 +16,7 @@ from astrodet.errors import AstrodetInputError
 
 # name -> (module implementing it, one-line help)
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("astrodet.data.simulate", "generate a simulated clumpy-galaxy dataset (PNG, FITS, boxes.csv)"),
+    "simulate": ("astrodet.data.simulation", "generate a simulated clumpy-galaxy dataset (PNG, FITS, boxes.csv)"),
     "convert": ("astrodet.data.convert", "convert an astronomy catalogue into a COCO dataset"),
 }
 

@@ -1,8 +1,9 @@
 """Atomic file output: every file astrodet writes appears whole or not at all.
 
 A temporary file is written in the destination folder (same filesystem, so the final rename is atomic), flushed
-and fsynced, then renamed over the target. An interrupted run leaves at most a hidden ``.*.tmp`` file that the next
-run overwrites, never a half-written output under the real name.
+and fsynced, then renamed over the target. An interrupted run can leave a hidden ``.<name>.<random>.tmp`` beside the
+target but never a half-written file under the real name; the converters remove such leftovers of their own outputs
+(:mod:`astrodet.data.outputs`, which also publishes a set of files as one unit).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,18 +54,23 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None
     atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
 
 
-def write_all_or_nothing(outputs: Iterable[tuple[Path, Callable[[Path], Any]]]) -> None:
-    """Write a set of files that only make sense together (COCO splits + rejects report).
-
-    Each writer is atomic on its own; if one fails, or the run is interrupted, the files already written by this call
-    are removed, so a rerun never meets a mix of new and stale outputs.
-    """
-    done: list[Path] = []
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make the renames and links made in a folder durable (before a later rename that depends on them)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for path, write in outputs:
-            write(path)
-            done.append(path)
-    except BaseException:
-        for path in done:
-            path.unlink(missing_ok=True)
-        raise
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def clone(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """A second name for ``source``'s bytes at ``target``: a hard link (instant, no space), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links, or source on another one
+        shutil.copy2(source, target)
+
+
+def clone_tree(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """A folder's files under a second name, each :func:`clone`-d."""
+    shutil.copytree(source, target, symlinks=True, copy_function=clone)

@@ -16,9 +16,26 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from astrodet.data.simulate import simulate_dataset
+from astrodet.data.simulation import simulate_dataset
+
+DEFAULT_GALAXIES = 300
+QUICK_GALAXIES = 16  # enough for both worker counts to run several chunks, a few seconds each
+
+
+@dataclass(frozen=True)
+class SimulateRun:
+    """One simulator run: how many workers, how long it took, and a digest of every file it wrote."""
+
+    workers: int
+    galaxies: int
+    seconds: float
+    galaxies_per_minute: float
+    digest: str
 
 
 def _digest(folder: Path) -> str:
@@ -29,33 +46,68 @@ def _digest(folder: Path) -> str:
     return sha.hexdigest()[:16]
 
 
+def time_workers(n: int, seed: int, workers: Sequence[int], write_fits: bool) -> list[SimulateRun]:
+    """Simulate the same ``n`` galaxies once per worker count, each into a fresh temporary folder removed after."""
+    runs = []
+    root = Path(tempfile.mkdtemp(prefix="astrodet-bench-"))
+    try:
+        for count in workers:
+            out = root / f"w{count}"
+            summary = simulate_dataset(out, n, seed, workers=count, progress=False, write_fits=write_fits)
+            runs.append(
+                SimulateRun(count, summary.n_galaxies, summary.seconds, summary.galaxies_per_minute, _digest(out))
+            )
+            shutil.rmtree(out)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return runs
+
+
+def rows(quick: bool = False, seed: int = 1, write_fits: bool = True) -> list[dict[str, Any]]:
+    """Result rows for ``benchmarks/run_all.py``: seconds and galaxies/min with 1 and 2 workers (1 is the baseline).
+
+    Raises RuntimeError when the outputs differ between worker counts: a speed-up that changes the data is a bug.
+    """
+    runs = time_workers(QUICK_GALAXIES if quick else DEFAULT_GALAXIES, seed, (1, 2), write_fits)
+    digests = {run.workers: run.digest for run in runs}
+    if len(set(digests.values())) != 1:
+        raise RuntimeError(f"bench_simulate: outputs differ across worker counts (digests {digests})")
+    base = runs[0]
+    out: list[dict[str, Any]] = []
+    for run in runs:
+        case = f"{run.workers} worker{'s' if run.workers > 1 else ''}, {run.galaxies} galaxies"
+        for metric, value, baseline in (
+            ("seconds", run.seconds, base.seconds),
+            ("galaxies/min", run.galaxies_per_minute, base.galaxies_per_minute),
+        ):
+            ratio = value / baseline
+            out.append(
+                {"benchmark": "simulate", "case": case, "metric": metric, "value": value, "baseline_ratio": ratio}
+            )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=300, help="galaxies per setting (default 300)")
+    parser.add_argument(
+        "--n", type=int, default=DEFAULT_GALAXIES, help=f"galaxies per setting (default {DEFAULT_GALAXIES})"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-fits", action="store_true", help="PNG and tables only")
     args = parser.parse_args(argv)
-    rows = []
-    root = Path(tempfile.mkdtemp(prefix="astrodet-bench-"))
-    try:
-        for workers in args.workers:
-            out = root / f"w{workers}"
-            summary = simulate_dataset(
-                out, args.n, args.seed, workers=workers, progress=False, write_fits=not args.no_fits
-            )
-            rows.append((workers, summary.n_galaxies, summary.seconds, summary.galaxies_per_minute, _digest(out)))
-            shutil.rmtree(out)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    runs = time_workers(args.n, args.seed, args.workers, write_fits=not args.no_fits)
     output = "PNG + tables" if args.no_fits else "PNG + FITS (g, r, i) + tables"
     print(f"astrodet simulate, {output}, seed {args.seed}, {os.cpu_count()} CPU cores")
     print("| workers | galaxies | seconds | galaxies/min | speed-up | output digest |")
     print("|---|---|---|---|---|---|")
-    base = rows[0][3]
-    for workers, n, seconds, per_min, digest in rows:
-        print(f"| {workers} | {n} | {seconds:.1f} | {per_min:.0f} | {per_min / base:.2f}x | {digest} |")
-    identical = len({r[4] for r in rows}) == 1
+    base = runs[0].galaxies_per_minute
+    for run in runs:
+        print(
+            f"| {run.workers} | {run.galaxies} | {run.seconds:.1f} | {run.galaxies_per_minute:.0f} "
+            f"| {run.galaxies_per_minute / base:.2f}x | {run.digest} |"
+        )
+    identical = len({run.digest for run in runs}) == 1
     print("outputs identical across worker counts:", "yes" if identical else "NO")
     return 0 if identical else 1
 

@@ -11,6 +11,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from detectron2.config import get_cfg
@@ -20,10 +21,18 @@ from astrodet.detectron2 import AstroTrainer, add_astrodet_config, prepare_datas
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT = ("frcnn_r50.yaml", "frcnn_zoobot.yaml", "frcnn_deepshadows.yaml")
+BASELINE = "frcnn_r50.yaml"
 WARMUP = 5
+ITERS = 20
+# Quick mode: the same models through their quick_schedules configs (the 60-galaxy tiny set, generated in seconds
+# instead of the embedded default's 3 minutes; batch 2) and a few steps: checks the harness, numbers are rough.
+QUICK = tuple(f"quick_schedules/{name.removesuffix('.yaml')}_quick.yaml" for name in DEFAULT)
+QUICK_WARMUP = 1
+QUICK_ITERS = 2
 
 
-def seconds_per_iter(config: str, iters: int) -> tuple[float, int]:
+def seconds_per_iter(config: str, iters: int, warmup: int = WARMUP) -> tuple[float, int]:
+    """Mean seconds per optimiser step of ``config`` after ``warmup`` steps, and its trainable parameter count."""
     cfg = get_cfg()
     add_astrodet_config(cfg)
     cfg.merge_from_file(str(CONFIGS / config))
@@ -36,7 +45,7 @@ def seconds_per_iter(config: str, iters: int) -> tuple[float, int]:
         inner = trainer._trainer  # detectron2's SimpleTrainer: one run_step() is one optimiser step
         with EventStorage(0) as storage:
             inner.storage = storage
-            for _ in range(WARMUP):
+            for _ in range(warmup):
                 inner.run_step()
             start = time.perf_counter()
             for _ in range(iters):
@@ -44,17 +53,34 @@ def seconds_per_iter(config: str, iters: int) -> tuple[float, int]:
             return (time.perf_counter() - start) / iters, n_params
 
 
+def rows(quick: bool = False) -> list[dict[str, Any]]:
+    """Result rows for ``benchmarks/run_all.py``: s/iter and trainable parameters (M) per config, vs frcnn_r50."""
+    configs, iters, warmup = (QUICK, QUICK_ITERS, QUICK_WARMUP) if quick else (DEFAULT, ITERS, WARMUP)
+    timed = {config: seconds_per_iter(config, iters, warmup) for config in configs}
+    base_sec, base_params = timed[configs[0]]  # frcnn_r50 (or its quick schedule) comes first
+    out: list[dict[str, Any]] = []
+    for config, (sec, n_params) in timed.items():
+        case = f"{config} ({iters} iter after {warmup} warm-up)"
+        for metric, value, baseline in (
+            ("s/iter", sec, base_sec),
+            ("trainable parameters (M)", n_params / 1e6, base_params / 1e6),
+        ):
+            ratio = value / baseline
+            out.append({"benchmark": "train", "case": case, "metric": metric, "value": value, "baseline_ratio": ratio})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--iters", type=int, default=ITERS)
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT))
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.iters} iterations per config")
-    rows = [(c, *seconds_per_iter(c, args.iters)) for c in args.configs]
-    base = dict((c, s) for c, s, _ in rows).get("frcnn_r50.yaml")
+    timings = [(c, *seconds_per_iter(c, args.iters)) for c in args.configs]
+    base = dict((c, s) for c, s, _ in timings).get(BASELINE)
     print("| config | trainable parameters | s/iter | vs frcnn_r50 |")
     print("|---|---|---|---|")
-    for config, sec, n_params in rows:
+    for config, sec, n_params in timings:
         ratio = f"{sec / base:.2f}x" if base else "n/a"
         print(f"| {config} | {n_params / 1e6:.1f} M | {sec:.2f} | {ratio} |")
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from astrodet.data.boxstats import box_stats, markdown_table, read_boxes_csv
-from astrodet.data.simulate import CROP_OFFSET, CROP_SIDE, simulate_dataset
+from astrodet.data.simulation import CROP_OFFSET, CROP_SIDE, simulate_dataset
 from astrodet.io import atomic_open, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def write_stats(sim_dir: Path, n: int, seed: int, shared: Path, out_path: Path) 
         [
             "# Simulated vs real Clump Scout box statistics",
             "",
-            "Produced by `benchmarks/compare_simulation.py` (re-run it after changing `astrodet/data/simulate.py`).",
+            "Produced by `benchmarks/compare_simulation.py` (re-run it after changing `astrodet/data/simulation/`).",
             "Boxes are in pixels of the central 200x200 crop of the 400x400 cutout (the frame Popp et al. 2024",
             "trained on). Boxes-per-galaxy numbers are over galaxies with at least one box, because the real tables",
             "only list those; the simulated set also holds galaxies with no clumps (last statistic).",

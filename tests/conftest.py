@@ -38,9 +38,9 @@ def astrodet_cache_env(cache: Path) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ASTRODET_CACHE holding the tiny default dataset, generated once per test session."""
-    from astrodet.data.default import ensure_default_dataset
+    from astrodet.data import catalogue
 
     cache = tmp_path_factory.mktemp("astrodet_cache")
     with astrodet_cache_env(cache):
-        ensure_default_dataset("tiny", progress=False)
+        catalogue.ensure("tiny", progress=False)
     return cache

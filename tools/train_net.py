@@ -22,8 +22,8 @@ from detectron2.engine import default_argument_parser, default_setup, launch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from astrodet.detectron2 import add_astrodet_config, prepare_datasets, resolve_device
-from astrodet.detectron2.classification import trainer_class
+from astrodet.detectron2 import add_astrodet_config, prepare_datasets
+from astrodet.detectron2.trainer import resolve_device, trainer_class
 
 
 def setup(args) -> CfgNode:

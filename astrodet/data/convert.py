@@ -3,7 +3,8 @@
 Why a table of converters: each source module owns its options and conversion and exposes
 ``add_arguments(parser)`` and ``run(args) -> ConversionSummary``; this file adds the options every converter shares
 (--out, --split, --seed, --rejects, --strict), prints the row accounting and applies --strict. Adding a source is one
-line in ``CONVERTERS``.
+line in ``CONVERTERS``. A converter's options are a dataclass (a :class:`astrodet.data.toolkit.ConverterOptions`)
+whose field names are the dests of its flags; ``run`` fills it with :func:`astrodet.data.toolkit.options_from_args`.
 """
 
 from __future__ import annotations
@@ -24,25 +25,15 @@ CONVERTERS: dict[str, tuple[str, str]] = {
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out",
-        required=True,
-        type=Path,
-        metavar="FILE.json",
-        help="output COCO file; with --split, <stem>_<split>.json are written instead",
-    )
-    parser.add_argument(
-        "--split", metavar="NAME=FRAC,...", help="split by galaxy, stratified, e.g. train=0.7,val=0.2,test=0.1"
-    )
+    out_help = "output COCO file; with --split, <stem>_<split>.json are written instead"
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE.json", help=out_help)
+    split_help = "split by galaxy, stratified, e.g. train=0.7,val=0.2,test=0.1"
+    parser.add_argument("--split", metavar="NAME=FRAC,...", help=split_help)
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
-    parser.add_argument(
-        "--rejects", type=Path, metavar="FILE.csv", help="rejected-rows report (default <out stem>_rejects.csv)"
-    )
-    parser.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit with status 1 if any input row was rejected (outputs are still written)",
-    )
+    rejects_help = "rejected-rows report (default <out stem>_rejects.csv)"
+    parser.add_argument("--rejects", dest="rejects_csv", type=Path, metavar="FILE.csv", help=rejects_help)
+    strict_help = "exit with status 1 if any input row was rejected (outputs are still written)"
+    parser.add_argument("--strict", action="store_true", help=strict_help)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,8 +1,8 @@
 """Where classification cutouts come from: existing files (by name pattern or by the position in their names),
 FITS frames (centred ``Cutout2D`` per band, then a display scaling), and columns measured on the images.
 
-Kept apart from :mod:`astrodet.data.catalog` (which walks catalogue rows through the checks) so each cutout source
-can be read and tested on its own.
+Kept apart from :mod:`astrodet.data.catalog_rows` (which walks catalogue rows through the checks) so each cutout
+source can be read and tested on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from astrodet.data.cuts import as_float
+from astrodet.data.imaging import UnreadableImage, read_fits_image
+from astrodet.data.toolkit import short_number
 from astrodet.errors import AstrodetInputError
 
 SCALES = ("lupton", "asinh", "minmax", "none")
@@ -111,23 +113,22 @@ class Band:
 
 
 def load_band(path: Path, name: str, hdu: int | None) -> Band:
-    from astropy.io import fits
+    """One band's 2-D image (read in full: a file cut short is refused here) and its celestial WCS, if any."""
     from astropy.wcs import WCS, FITSFixedWarning
 
     try:
-        with fits.open(path) as hdul, warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            index = hdu if hdu is not None else next(i for i, h in enumerate(hdul) if h.data is not None)
-            data = np.asarray(hdul[index].data, dtype=np.float32)
-            wcs = WCS(hdul[index].header).celestial
-    except FileNotFoundError:
-        raise AstrodetInputError(f"--fits {path}: no such file") from None
-    except (OSError, StopIteration, IndexError) as err:
-        raise AstrodetInputError(f"--fits {path}: not a FITS image ({err})") from None
+        data, header = read_fits_image(path, hdu)
+    except UnreadableImage as err:
+        raise AstrodetInputError(f"--fits {path}: {err.problem}") from None
     if data.ndim != 2:
         raise AstrodetInputError(f"--fits {path}: expected a 2-D image per band, got shape {data.shape}")
-    return Band(name, path, data, wcs if wcs.has_celestial else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header).celestial
+        except Exception as err:  # astropy raises many types for a malformed WCS; all mean "no usable WCS"
+            raise AstrodetInputError(f"--fits {path}: the header's WCS cannot be read ({err})") from None
+    return Band(name, path, np.asarray(data, dtype=np.float32), wcs if wcs.has_celestial else None)
 
 
 def scale_stack(stack: np.ndarray, scale: str, stretch: float, q: float) -> np.ndarray:
@@ -182,10 +183,15 @@ def cut_bands(
             x, y = (float(v) for v in band.wcs.world_to_pixel(SkyCoord(sky[0] * u.deg, sky[1] * u.deg)))
         if not (math.isfinite(x) and math.isfinite(y)):
             return None, None, "outside_image", f"position does not project onto {band.path.name}"
+        height, width = band.data.shape
+        if not (-size <= x <= width + size and -size <= y <= height + size):  # also keeps 1e308 from Cutout2D
+            where = f"({short_number(x + 1, '.1f')}, {short_number(y + 1, '.1f')})"
+            return None, None, "outside_image", f"{where} is off {band.path.name} ({width}x{height})"
         try:
             cut = Cutout2D(band.data, (x, y), (size, size), wcs=band.wcs, mode="partial", fill_value=np.nan, copy=True)
         except NoOverlapError:
-            return None, None, "outside_image", f"({x + 1:.1f}, {y + 1:.1f}) is off {band.path.name}"
+            where = f"({short_number(x + 1, '.1f')}, {short_number(y + 1, '.1f')})"
+            return None, None, "outside_image", f"{where} is off {band.path.name}"
         bad = int(np.count_nonzero(~np.isfinite(cut.data)))
         if bad and not allow_partial:
             message = f"{bad} of {size * size} pixels of the {band.name} cutout are off the image or NaN"

@@ -19,7 +19,6 @@ collapsing runs of whitespace, so fixed-width padding does not matter.
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 import os
@@ -29,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from astrodet.data.toolkit import read_structured
 from astrodet.errors import AstrodetInputError
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -217,15 +215,7 @@ def parse_cuts(items: Sequence[str] | None) -> tuple[Cut, ...]:
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a selection config (YAML or JSON, by content); unknown top-level keys are an error naming the file."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AstrodetInputError(f"{file}: no such config file") from None
-    try:
-        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        kind = "JSON" if file.suffix.lower() == ".json" else "YAML"
-        raise AstrodetInputError(f"{file}: not valid {kind}: {err}") from None
+    data = read_structured(file, "config file")  # one-line errors: no such file, a folder, not UTF-8, bad syntax
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -3,32 +3,29 @@
 Two input forms, told apart by the header:
 
 - *Kaggle vote table* (the Galaxy Challenge's ``training_solutions_rev1.csv``): ``GalaxyID`` and the 37 columns
-  ``Class1.1`` .. ``Class11.6`` of cumulative vote fractions (``schemas/gz2_questions.json``). The class is the
-  argmax over the columns a mapping file names (default: Kim's 6 classes, ``schemas/gz2_kim6.json``; ties go to
-  the earlier category). Images are ``<images>/<GalaxyID>.jpg`` (or .jpeg/.png). All 37 fractions are kept on the
-  annotation as ``vote_fractions`` (order in ``info.vote_columns``) for vote regression.
+  ``Class1.1`` .. ``Class11.6`` of cumulative vote fractions (``astrodet/models/schemas/gz2_questions.json``). The
+  class is the argmax over the columns a mapping file names (default: Kim's 6 classes,
+  ``astrodet/data/schemas/gz2_kim6.json``; ties go to the earlier category). Images are
+  ``<images>/<GalaxyID>.jpg`` (or .jpeg/.png). All 37 fractions are kept on the annotation as ``vote_fractions``
+  (order in ``info.vote_columns``) for vote regression.
 - *Labelled list* (e.g. shared/data/gz2_kaggle/labels.csv): columns ``label``, ``galaxy_id`` (optional: else the
   file's stem) and ``file``. ``file`` is relative to the table's folder, or looked up by its base name in
   ``--images`` when given. Categories come from the mapping's ``labels`` (raw label -> class, in ``categories``
   order) or, without one, are the sorted distinct labels.
 
-``--center-crop N`` writes the central N x N crop of each image as PNG into ``<out_stem>_images/`` (Kim used 180 on
+``--centre-crop N`` writes the central N x N crop of each image as PNG into ``<out_stem>_images/`` (Kim used 180 on
 the 424 x 424 Kaggle images); without it the COCO file points at the original images.
 
 Every data row is converted or rejected with one reason, checked in this order: malformed_row, missing_value,
 bad_vote_value, no_mapped_votes / low_confidence / unknown_label, duplicate_id, missing_image, unreadable_image,
-image_too_small. Row numbers count the header as row 1.
+image_too_small. Row numbers count the header as row 1 (:mod:`astrodet.data.toolkit` conventions).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +33,26 @@ import numpy as np
 
 from astrodet import __version__
 from astrodet.data.rejects import ConversionSummary, RejectsLedger
-from astrodet.data.wholeimage import (
-    Record,
-    finish,
-    images_dir_for,
-    parse_split,
-    probe_image,
+from astrodet.data.toolkit import (
+    SCHEMA_DIR,
+    ConversionOutputs,
+    ConverterOptions,
+    CsvTable,
+    build_options,
+    id_value,
+    optional_path,
+    options_from_args,
+    pick_column,
+    read_csv,
+    read_structured,
     relative_to_json,
     safe_stem,
-    write_image_copy,
 )
+from astrodet.data.wholeimage import Record, copy_image, finish, probe_image
 from astrodet.errors import AstrodetInputError
+from astrodet.models.schemas import load_question_schema, vote_columns
 
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
-DEFAULT_MAPPING = SCHEMAS / "gz2_kim6.json"
-QUESTIONS = SCHEMAS / "gz2_questions.json"
+DEFAULT_MAPPING = SCHEMA_DIR / "gz2_kim6.json"
 ID_ALIASES = ("galaxyid", "galaxy_id", "id", "objid", "object_id")
 LABEL_ALIASES = ("label", "class", "category")
 FILE_ALIASES = ("file", "filename", "file_name", "path", "image")
@@ -58,69 +60,25 @@ KAGGLE_SUFFIXES = (".jpg", ".jpeg", ".png")
 FRACTION_TOLERANCE = 1e-6
 
 
-@dataclass(frozen=True)
-class Question:
-    """One decision-tree question: its answer columns ``[start, stop)`` and the answer column that leads to it."""
+@dataclass(kw_only=True)
+class GalaxyZooOptions(ConverterOptions):
+    """Options of ``astrodet convert galaxyzoo`` (field names = argparse dests)."""
 
-    name: str
-    start: int
-    stop: int
-    parent: int | None  # index of the parent answer column, None if every volunteer was asked
+    images_dir: Path | None = None  # vote tables: <GalaxyID>.jpg here; lists: files looked up here by base name
+    mapping: Path | None = None  # class mapping file; vote tables default to Kim's 6 classes
+    centre_crop: int | None = None  # write the central N x N crop of each image as PNG
+    min_fraction: float = 0.0  # vote tables: reject rows whose winning mapped fraction is below this
 
-
-@dataclass(frozen=True)
-class QuestionSchema:
-    """Galaxy Zoo questions over a flat vector of answer columns: what vote losses and metrics need to know."""
-
-    name: str
-    columns: tuple[str, ...]
-    questions: tuple[Question, ...]
-
-    @property
-    def slices(self) -> list[tuple[int, int]]:
-        return [(q.start, q.stop) for q in self.questions]
-
-    @property
-    def parents(self) -> list[int | None]:
-        return [q.parent for q in self.questions]
-
-
-@lru_cache(maxsize=8)
-def load_question_schema(path: str | os.PathLike[str] = QUESTIONS) -> QuestionSchema:
-    """Read a question schema (JSON: questions with ``answers`` {column: name} and ``parent`` column or null)."""
-    data = _read_json(Path(path))
-    columns: list[str] = []
-    questions: list[Question] = []
-    for q in data["questions"]:
-        start = len(columns)
-        columns.extend(q["answers"])
-        questions.append(Question(q["name"], start, len(columns), None))
-    index = {c: i for i, c in enumerate(columns)}
-    resolved = []
-    for q, raw in zip(questions, data["questions"], strict=True):
-        parent = raw.get("parent")
-        if parent is not None and parent not in index:
-            raise AstrodetInputError(f"{path}: question {q.name!r}: parent {parent!r} is not an answer column")
-        resolved.append(Question(q.name, q.start, q.stop, None if parent is None else index[parent]))
-    return QuestionSchema(str(data.get("name", Path(path).stem)), tuple(columns), tuple(resolved))
-
-
-def vote_columns() -> tuple[str, ...]:
-    """The 37 Kaggle columns in schema order (Class1.1 .. Class11.6)."""
-    return load_question_schema().columns
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise AstrodetInputError(f"{path}: no such file") from None
-    except json.JSONDecodeError as err:
-        raise AstrodetInputError(f"{path}: not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise AstrodetInputError(f"{path}: expected a JSON object")
-    return data
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.images_dir = optional_path(self.images_dir)
+        self.mapping = optional_path(self.mapping)
+        if self.images_dir is not None and not self.images_dir.is_dir():
+            raise AstrodetInputError(f"--images {self.images_dir}: no such folder")
+        if self.centre_crop is not None and self.centre_crop <= 0:
+            raise AstrodetInputError(f"--centre-crop must be a positive number of pixels, got {self.centre_crop}")
+        if not 0 <= self.min_fraction <= 1:
+            raise AstrodetInputError(f"--min-fraction must be in [0, 1], got {self.min_fraction}")
 
 
 @dataclass(frozen=True)
@@ -137,24 +95,20 @@ class GalaxyZooMapping:
 def load_mapping(path: str | os.PathLike[str] | None = None) -> GalaxyZooMapping:
     """Read a mapping file (JSON or YAML): ``categories`` (order = COCO ids 1..K), ``columns`` and/or ``labels``."""
     file = Path(path) if path is not None else DEFAULT_MAPPING
-    if file.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise AstrodetInputError(f"{file}: no such mapping file") from None
-        if not isinstance(data, dict):
-            raise AstrodetInputError(f"{file}: expected a mapping")
-    else:
-        data = _read_json(file)
+    data = read_structured(file, "mapping file")
+    if not isinstance(data, dict):
+        raise AstrodetInputError(f"{file}: expected a mapping of keys (categories, columns, labels)")
     categories = data.get("categories")
-    if not isinstance(categories, list) or not categories or len(set(categories)) != len(categories):
+    names = isinstance(categories, list) and all(isinstance(c, str) and c for c in categories)
+    if not names or not categories or len(set(categories)) != len(categories):
         raise AstrodetInputError(f"{file}: 'categories' must be a list of distinct class names")
-    columns = dict(data.get("columns") or {})
+    for key in ("columns", "labels"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise AstrodetInputError(f"{file}: '{key}' must map names to class names, got {type(data[key]).__name__}")
+    columns = {str(k): v for k, v in (data.get("columns") or {}).items()}
     labels = {str(k): v for k, v in (data.get("labels") or {}).items()}
     for where, values in (("columns", columns), ("labels", labels)):
-        unknown = sorted(set(values.values()) - set(categories))
+        unknown = sorted({str(v) for v in values.values()} - set(categories))
         if unknown:
             raise AstrodetInputError(f"{file}: '{where}' maps to {unknown}, which are not in 'categories'")
     bad = sorted(set(columns) - set(vote_columns()))
@@ -165,40 +119,15 @@ def load_mapping(path: str | os.PathLike[str] | None = None) -> GalaxyZooMapping
     return GalaxyZooMapping(str(data.get("name", file.stem)), tuple(categories), columns, labels, data)
 
 
-def _read_table(path: Path) -> tuple[list[str], list[list[str]]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            rows = [row for row in reader if row]
-    except FileNotFoundError:
-        raise AstrodetInputError(f"{path}: no such table") from None
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise AstrodetInputError(f"{path}: not a readable CSV table: {err}") from None
-    if not header:
-        raise AstrodetInputError(f"{path}: empty file, expected a header row")
-    return [h.strip() for h in header], rows
-
-
-def _find(header: Sequence[str], aliases: Sequence[str]) -> int | None:
-    lowered = [h.lower() for h in header]
-    return next((lowered.index(a) for a in aliases if a in lowered), None)
-
-
-def _id_value(text: str) -> Any:
-    return int(text) if text.isdigit() else text
-
-
 class _Rows:
-    """The ledger plus per-row bookkeeping shared by both table forms."""
+    """The table and its rejects ledger, shared by both table forms."""
 
-    def __init__(self, path: Path, header: list[str]) -> None:
-        self.path = path
-        self.header = header
+    def __init__(self, table: CsvTable) -> None:
+        self.table = table
         self.ledger = RejectsLedger()
 
-    def reject(self, i: int, row: list[str], reason: str, message: str) -> None:
-        self.ledger.add(self.path, i + 2, reason, message, dict(zip(self.header, row, strict=False)))
+    def reject(self, i: int, reason: str, message: str) -> None:
+        self.ledger.add(self.table.path, self.table.numbers[i], reason, message, self.table.values(i))
 
 
 @dataclass
@@ -206,7 +135,6 @@ class _Candidate:
     """A row that passed the table checks; its image is checked next."""
 
     index: int
-    row: list[str]
     key: str
     category: str
     image: Path
@@ -215,36 +143,34 @@ class _Candidate:
 
 
 def _kaggle_candidates(
-    rows_ctx: _Rows, rows: list[list[str]], mapping: GalaxyZooMapping, images_dir: Path, min_fraction: float
+    ctx: _Rows, mapping: GalaxyZooMapping, images_dir: Path, min_fraction: float
 ) -> list[_Candidate]:
-    header = rows_ctx.header
+    header = ctx.table.header
     columns = vote_columns()
     missing = [c for c in columns if c not in header]
     if missing:
         raise AstrodetInputError(
-            f"{rows_ctx.path}: a Galaxy Zoo 2 vote table needs GalaxyID and all 37 columns Class1.1..Class11.6; "
+            f"{ctx.table.path}: a Galaxy Zoo 2 vote table needs GalaxyID and all 37 columns Class1.1..Class11.6; "
             f"missing {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}"
         )
     if not mapping.columns:
         raise AstrodetInputError(f"mapping {mapping.name!r} has no 'columns': it cannot label a vote table")
-    id_col = _find(header, ID_ALIASES)
+    id_col = pick_column(header, ID_ALIASES)
     assert id_col is not None
     vote_idx = [header.index(c) for c in columns]
     mapped = list(mapping.columns.items())
     order = {c: i for i, c in enumerate(mapping.categories)}
     mapped.sort(key=lambda kv: order[kv[1]])  # ties go to the earlier category
     mapped_idx = [columns.index(c) for c, _ in mapped]
-    if not images_dir.is_dir():
-        raise AstrodetInputError(f"--images {images_dir}: no such folder")
     listing = {p.name.lower(): p for p in images_dir.iterdir()}
     out: list[_Candidate] = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(ctx.table.rows):
         if len(row) != len(header):
-            rows_ctx.reject(i, row, "malformed_row", f"expected {len(header)} fields, got {len(row)}")
+            ctx.reject(i, "malformed_row", f"expected {len(header)} fields, got {len(row)}")
             continue
         galaxy = row[id_col].strip()
         if not galaxy:
-            rows_ctx.reject(i, row, "missing_value", f"{header[id_col]} is empty")
+            ctx.reject(i, "missing_value", f"{header[id_col]} is empty")
             continue
         fractions = np.empty(len(columns))
         problem = ""
@@ -259,59 +185,46 @@ def _kaggle_candidates(
                 break
             fractions[k] = min(max(value, 0.0), 1.0)
         if problem:
-            rows_ctx.reject(i, row, "bad_vote_value", problem)
+            ctx.reject(i, "bad_vote_value", problem)
             continue
         scores = fractions[mapped_idx]
         best = int(np.argmax(scores))
         if scores[best] <= 0:
             names = ", ".join(c for c, _ in mapped)
-            rows_ctx.reject(i, row, "no_mapped_votes", f"every mapped column ({names}) is 0")
+            ctx.reject(i, "no_mapped_votes", f"every mapped column ({names}) is 0")
             continue
         if scores[best] < min_fraction:
-            rows_ctx.reject(
-                i,
-                row,
-                "low_confidence",
-                f"winning column {mapped[best][0]} = {scores[best]:.3f} < --min-fraction {min_fraction:g}",
-            )
+            message = f"winning column {mapped[best][0]} = {scores[best]:.3f} < --min-fraction {min_fraction:g}"
+            ctx.reject(i, "low_confidence", message)
             continue
         image = next(
             (listing[f"{galaxy}{s}".lower()] for s in KAGGLE_SUFFIXES if f"{galaxy}{s}".lower() in listing),
             images_dir / f"{galaxy}.jpg",
         )
-        out.append(
-            _Candidate(
-                i,
-                row,
-                galaxy,
-                mapped[best][1],
-                image,
-                {"galaxy_id": _id_value(galaxy)},
-                {
-                    "vote_fractions": [round(float(v), 6) for v in fractions],
-                    "label_column": mapped[best][0],
-                    "label_fraction": round(float(scores[best]), 6),
-                },
-            )
-        )
+        votes = {
+            "vote_fractions": [round(float(v), 6) for v in fractions],
+            "label_column": mapped[best][0],
+            "label_fraction": round(float(scores[best]), 6),
+        }
+        out.append(_Candidate(i, galaxy, mapped[best][1], image, {"galaxy_id": id_value(galaxy)}, votes))
     return out
 
 
 def _list_candidates(
-    rows_ctx: _Rows, rows: list[list[str]], mapping: GalaxyZooMapping | None, images_dir: Path | None
+    ctx: _Rows, mapping: GalaxyZooMapping | None, images_dir: Path | None
 ) -> tuple[list[_Candidate], tuple[str, ...]]:
-    header = rows_ctx.header
-    label_col, file_col, id_col = (_find(header, a) for a in (LABEL_ALIASES, FILE_ALIASES, ID_ALIASES))
+    header = ctx.table.header
+    label_col, file_col, id_col = (pick_column(header, a) for a in (LABEL_ALIASES, FILE_ALIASES, ID_ALIASES))
     if label_col is None or file_col is None:
         raise AstrodetInputError(
-            f"{rows_ctx.path}: expected a Galaxy Zoo 2 vote table (GalaxyID, Class1.1..Class11.6) or a labelled list "
-            f"(label, file[, galaxy_id]); columns: {', '.join(header)}"
+            f"{ctx.table.path}: expected a Galaxy Zoo 2 vote table (GalaxyID, Class1.1..Class11.6) or a labelled "
+            f"list (label, file[, galaxy_id]); columns: {', '.join(header)}"
         )
     labels = mapping.labels if mapping is not None else {}
     out: list[_Candidate] = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(ctx.table.rows):
         if len(row) != len(header):
-            rows_ctx.reject(i, row, "malformed_row", f"expected {len(header)} fields, got {len(row)}")
+            ctx.reject(i, "malformed_row", f"expected {len(header)} fields, got {len(row)}")
             continue
         label, file = row[label_col].strip(), row[file_col].strip()
         galaxy = row[id_col].strip() if id_col is not None else Path(file.replace("\\", "/")).stem
@@ -319,19 +232,19 @@ def _list_candidates(
         if id_col is not None and not galaxy:
             empty.append(header[id_col])
         if empty:
-            rows_ctx.reject(i, row, "missing_value", f"{', '.join(empty)} empty")
+            ctx.reject(i, "missing_value", f"{', '.join(empty)} empty")
             continue
         if labels:
             if label not in labels:
                 known = ", ".join(sorted(labels))
-                rows_ctx.reject(i, row, "unknown_label", f"label {label!r} is not in the mapping ({known})")
+                ctx.reject(i, "unknown_label", f"label {label!r} is not in the mapping ({known})")
                 continue
             category = labels[label]
         else:
             category = label
         base = file.replace("\\", "/")
-        image = images_dir / base.rsplit("/", 1)[-1] if images_dir is not None else rows_ctx.path.parent / base
-        out.append(_Candidate(i, row, galaxy, category, image, {"galaxy_id": _id_value(galaxy)}, {"label_text": label}))
+        image = images_dir / base.rsplit("/", 1)[-1] if images_dir is not None else ctx.table.path.parent / base
+        out.append(_Candidate(i, galaxy, category, image, {"galaxy_id": id_value(galaxy)}, {"label_text": label}))
     categories = mapping.categories if labels and mapping is not None else tuple(sorted({c.category for c in out}))
     return out, categories
 
@@ -339,74 +252,41 @@ def _list_candidates(
 def convert_galaxyzoo(
     table: str | os.PathLike[str],
     out_json: str | os.PathLike[str],
-    *,
-    images_dir: str | os.PathLike[str] | None = None,
-    mapping: str | os.PathLike[str] | None = None,
-    center_crop: int | None = None,
-    min_fraction: float = 0.0,
-    split: str | Mapping[str, float] | None = None,
-    seed: int = 0,
-    rejects_csv: str | os.PathLike[str] | None = None,
+    options: GalaxyZooOptions | None = None,
+    **fields: Any,
 ) -> ConversionSummary:
-    """Convert a Galaxy Zoo 2 vote table or labelled list into whole-image classification COCO (see module doc)."""
-    path, out = Path(table), Path(out_json)
-    images = Path(images_dir) if images_dir is not None else None
-    fractions = parse_split(split)
-    if center_crop is not None and center_crop <= 0:
-        raise AstrodetInputError(f"--center-crop must be a positive number of pixels, got {center_crop}")
-    if not 0 <= min_fraction <= 1:
-        raise AstrodetInputError(f"--min-fraction must be in [0, 1], got {min_fraction}")
-    header, rows = _read_table(path)
-    ctx = _Rows(path, header)
-    is_votes = _find(header, ("galaxyid",)) is not None and any(h.startswith("Class") for h in header)
+    """Convert a Galaxy Zoo 2 vote table or labelled list into whole-image classification COCO (see module doc).
+
+    ``options`` is a :class:`GalaxyZooOptions`, or give its fields as keywords (``centre_crop=180``, ...).
+    """
+    opts = build_options(GalaxyZooOptions, options, fields, "convert_galaxyzoo")
+    path = Path(table)
+    outputs = ConversionOutputs(
+        out_json,
+        opts,
+        inputs=[path, opts.mapping],
+        input_folders=[opts.images_dir],
+        writes_images=opts.centre_crop is not None,
+    )
+    with outputs:
+        return _convert(path, outputs, opts)
+
+
+def _convert(path: Path, outputs: ConversionOutputs, opts: GalaxyZooOptions) -> ConversionSummary:
+    images = opts.images_dir
+    ctx = _Rows(read_csv(path))
+    header = ctx.table.header
+    is_votes = pick_column(header, ("galaxyid",)) is not None and any(h.startswith("Class") for h in header)
     if is_votes:
         if images is None:
             raise AstrodetInputError(f"{path}: a vote table names no files: give --images (the <GalaxyID>.jpg folder)")
-        the_mapping = load_mapping(mapping)
-        candidates = _kaggle_candidates(ctx, rows, the_mapping, images, min_fraction)
+        the_mapping = load_mapping(opts.mapping)
+        candidates = _kaggle_candidates(ctx, the_mapping, images, opts.min_fraction)
         categories = the_mapping.categories
     else:
-        the_mapping = load_mapping(mapping) if mapping is not None else None
-        candidates, categories = _list_candidates(ctx, rows, the_mapping, images)
-
-    crops = images_dir_for(out) if center_crop is not None else None
-    seen: dict[str, int] = {}
-    records: list[Record] = []
-    for cand in candidates:
-        if cand.key in seen:
-            ctx.reject(cand.index, cand.row, "duplicate_id", f"galaxy {cand.key} already in row {seen[cand.key]}")
-            continue
-        seen[cand.key] = cand.index + 2
-        reason, message, size, _ = probe_image(cand.image)
-        if reason is not None or size is None:
-            ctx.reject(cand.index, cand.row, reason or "unreadable_image", message)
-            continue
-        image_fields = dict(cand.image_fields)
-        if crops is not None and center_crop is not None:
-            if min(size) < center_crop:
-                ctx.reject(
-                    cand.index,
-                    cand.row,
-                    "image_too_small",
-                    f"{cand.image} is {size[0]}x{size[1]}, smaller than --center-crop {center_crop}",
-                )
-                continue
-            target, size = write_image_copy(cand.image, crops, safe_stem(cand.key), crop=center_crop)
-            image_fields["source_file_name"] = relative_to_json(cand.image, out)
-        else:
-            target = cand.image
-        records.append(
-            Record(
-                key=cand.key,
-                category=cand.category,
-                row=cand.index + 2,
-                file_name=relative_to_json(target, out),
-                width=int(size[0]),
-                height=int(size[1]),
-                image_fields=image_fields,
-                annotation_fields=cand.annotation_fields,
-            )
-        )
+        the_mapping = load_mapping(opts.mapping) if opts.mapping is not None else None
+        candidates, categories = _list_candidates(ctx, the_mapping, images)
+    records = _records(ctx, candidates, outputs, opts.centre_crop)
     info: dict[str, Any] = {
         "description": "Galaxy Zoo 2 whole-image classification, converted by astrodet",
         "converter": "astrodet.data.galaxyzoo",
@@ -415,71 +295,78 @@ def convert_galaxyzoo(
         "options": {
             "form": "vote_table" if is_votes else "labelled_list",
             "mapping": the_mapping.raw if the_mapping is not None else None,
-            "center_crop": center_crop,
-            "min_fraction": min_fraction,
-            "split": fractions,
-            "seed": seed,
+            "centre_crop": opts.centre_crop,
+            "min_fraction": opts.min_fraction,
+            "split": opts.split,
+            "seed": opts.seed,
         },
     }
     if is_votes:
         info["vote_columns"] = list(vote_columns())
         info["vote_schema"] = load_question_schema().name
-    return finish(
-        out_json=out,
-        records=records,
-        categories=categories,
-        info=info,
-        ledger=ctx.ledger,
-        source=path,
-        rows_in=len(rows),
-        split=fractions,
-        seed=seed,
-        rejects_csv=Path(rejects_csv) if rejects_csv is not None else None,
-    )
+    return finish(outputs, opts, records, categories, info, ctx.ledger, source=path, rows_in=len(ctx.table.rows))
+
+
+def _records(
+    ctx: _Rows, candidates: list[_Candidate], outputs: ConversionOutputs, centre_crop: int | None
+) -> list[Record]:
+    """Each candidate's image checked (decoded in full) and, with ``centre_crop``, cropped into the run's
+    ``<out_stem>_images/``."""
+    out = outputs.out_json
+    seen: dict[str, int] = {}
+    records: list[Record] = []
+    for cand in candidates:
+        number = ctx.table.numbers[cand.index]
+        if cand.key in seen:
+            ctx.reject(cand.index, "duplicate_id", f"galaxy {cand.key} already in row {seen[cand.key]}")
+            continue
+        seen[cand.key] = number
+        reason, message, size, _ = probe_image(cand.image)
+        if reason is not None or size is None:
+            ctx.reject(cand.index, reason or "unreadable_image", message)
+            continue
+        image_fields = dict(cand.image_fields)
+        file_name = relative_to_json(cand.image, out)
+        if centre_crop is not None:
+            if min(size) < centre_crop:
+                message = f"{cand.image} is {size[0]}x{size[1]}, smaller than --centre-crop {centre_crop}"
+                ctx.reject(cand.index, "image_too_small", message)
+                continue
+            file_name, size = copy_image(outputs, cand.image, safe_stem(cand.key), crop=centre_crop)
+            image_fields["source_file_name"] = relative_to_json(cand.image, out)
+        records.append(
+            Record(
+                key=cand.key,
+                category=cand.category,
+                row=number,
+                file_name=file_name,
+                width=int(size[0]),
+                height=int(size[1]),
+                image_fields=image_fields,
+                annotation_fields=cand.annotation_fields,
+            )
+        )
+    return records
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``astrodet convert galaxyzoo`` (the shared --out/--split/--seed/... come from convert.py)."""
-    parser.add_argument(
-        "--table",
-        required=True,
-        type=Path,
-        metavar="CSV",
-        help="Kaggle vote table (GalaxyID, Class1.1..Class11.6) or labelled list (label, galaxy_id, file)",
+    table_help = "Kaggle vote table (GalaxyID, Class1.1..Class11.6) or labelled list (label, galaxy_id, file)"
+    parser.add_argument("--table", required=True, type=Path, metavar="CSV", help=table_help)
+    images_help = (
+        "image folder: <GalaxyID>.jpg for vote tables; for lists, files are looked up here by base name "
+        "(default: relative to the table's folder)"
     )
-    parser.add_argument(
-        "--images",
-        type=Path,
-        metavar="DIR",
-        help="image folder: <GalaxyID>.jpg for vote tables; for lists, files are looked up here by base name "
-        "(default: relative to the table's folder)",
+    parser.add_argument("--images", dest="images_dir", type=Path, metavar="DIR", help=images_help)
+    mapping_help = (
+        "class mapping (JSON/YAML: categories + columns and/or labels); default Kim's 6 classes for vote tables"
     )
-    parser.add_argument(
-        "--mapping",
-        type=Path,
-        metavar="FILE",
-        help="class mapping (JSON/YAML: categories + columns and/or labels); default Kim's 6 classes for vote tables",
-    )
-    parser.add_argument(
-        "--center-crop", type=int, metavar="N", help="write the central NxN crop of each image (Kim: 180) as PNG"
-    )
-    parser.add_argument(
-        "--min-fraction",
-        type=float,
-        default=0.0,
-        help="vote tables: reject rows whose winning mapped fraction is below this (default 0: keep all)",
-    )
+    parser.add_argument("--mapping", type=Path, metavar="FILE", help=mapping_help)
+    crop_help = "write the central NxN crop of each image (Kim: 180) as PNG"
+    parser.add_argument("--centre-crop", "--center-crop", dest="centre_crop", type=int, metavar="N", help=crop_help)
+    fraction_help = "vote tables: reject rows whose winning mapped fraction is below this (default 0: keep all)"
+    parser.add_argument("--min-fraction", type=float, default=0.0, help=fraction_help)
 
 
 def run(args: argparse.Namespace) -> ConversionSummary:
-    return convert_galaxyzoo(
-        args.table,
-        args.out,
-        images_dir=args.images,
-        mapping=args.mapping,
-        center_crop=args.center_crop,
-        min_fraction=args.min_fraction,
-        split=args.split,
-        seed=args.seed,
-        rejects_csv=args.rejects,
-    )
+    return convert_galaxyzoo(args.table, args.out, options_from_args(GalaxyZooOptions, args))

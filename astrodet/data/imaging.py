@@ -20,16 +20,22 @@ from __future__ import annotations
 import inspect
 import io
 import os
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 from astropy.visualization import make_lupton_rgb
 from astropy.wcs import WCS
 from PIL import Image
 
+from astrodet.errors import AstrodetInputError
 from astrodet.io import atomic_open
+
+FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fts")
 
 # Lupton et al. (2004) gri -> RGB as SDSS SkyServer colour images do: i -> R, r -> G, g -> B, each band multiplied
 # by a weight before the joint asinh stretch. The weights were tuned on the real SDSS cutouts in shared/data
@@ -188,3 +194,112 @@ def write_png(
     data = png_bytes(rgb, compress_level, compress_type)
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+# --- reading untrusted image files -------------------------------------------------------------------------------
+
+
+class UnreadableImage(AstrodetInputError):
+    """An image file that cannot be decoded; ``problem`` says why, without the path (callers add their framing)."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
+
+
+def _refuse_cut_short(file: Path, hdul: fits.HDUList) -> None:
+    """Compare the data each header announces with the bytes the file has (astropy's own error for a file cut
+    inside its data is a reshape or buffer error naming neither)."""
+    if file.name.lower().endswith((".gz", ".fz", ".bz2", ".zip")):
+        return  # compressed: the sizes are of the decompressed stream; a cut stream fails in decompression
+    size = file.stat().st_size
+    for index, hdu in enumerate(hdul):
+        header = hdu.header
+        axes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, int(header.get("NAXIS", 0)) + 1)]
+        if axes and axes[0] == 0 and header.get("GROUPS"):
+            axes = axes[1:]  # random groups: NAXIS1 = 0 is a marker, not a dimension
+        elements = int(np.prod(axes, dtype=np.int64)) if axes else 0
+        groups = int(header.get("GCOUNT", 1))
+        needed = abs(int(header.get("BITPIX", 8))) // 8 * groups * (int(header.get("PCOUNT", 0)) + elements)
+        have = size - hdul.fileinfo(index)["datLoc"]
+        if needed > have:
+            raise UnreadableImage(
+                file, f"the file ends inside the data of HDU {index}: {needed} bytes announced, {max(have, 0)} there"
+            )
+
+
+def _read_hdu(file: Path, hdu: int | None) -> tuple[np.ndarray, fits.Header, int]:
+    with fits.open(file, memmap=False) as hdul:
+        _refuse_cut_short(file, hdul)
+        if hdu is None:
+            index = next((i for i, h in enumerate(hdul) if h.data is not None), None)
+            if index is None:
+                raise UnreadableImage(file, "no HDU holds image data")
+        elif not 0 <= hdu < len(hdul):
+            raise UnreadableImage(file, f"no HDU {hdu} (the file has {len(hdul)})")
+        else:
+            index = hdu
+        # a copy, read now: the file closes at the end of the block
+        return np.array(hdul[index].data), hdul[index].header.copy(), index
+
+
+def read_fits_image(path: str | os.PathLike[str], hdu: int | None = None) -> tuple[np.ndarray, fits.Header]:
+    """The data (read in full, so a file cut short fails here and not later) and header of one FITS HDU: ``hdu``,
+    or the first that holds data. Every problem is an :class:`UnreadableImage` naming the file."""
+    file = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            warnings.simplefilter("ignore", AstropyUserWarning)  # "may have been truncated": refused below instead
+            data, header, index = _read_hdu(file, hdu)
+    except UnreadableImage:
+        raise
+    except FileNotFoundError:
+        raise UnreadableImage(file, "no such file") from None
+    except IsADirectoryError:
+        raise UnreadableImage(file, "is a folder, expected a FITS file") from None
+    except Exception as err:  # astropy raises many types for malformed files; all mean "not readable"
+        raise UnreadableImage(file, f"not a readable FITS file ({_first_line(err)})") from None
+    if data.ndim == 0 or data.size == 0:
+        raise UnreadableImage(file, f"HDU {index} holds no image data")
+    return data, header
+
+
+def decode_image(path: str | os.PathLike[str]) -> tuple[tuple[int, int], str]:
+    """``((width, height), format)`` of an image file after decoding it in full.
+
+    Why in full: a PNG or JPEG cut short still has a header that parses, and fails only when its pixels are read,
+    which would be in the middle of a conversion or of training. PNG/JPEG/... go through Pillow (``verify`` for the
+    structure and checksums, then a reopen and ``load`` for the pixels), FITS through :func:`read_fits_image`
+    (a 2-D image or a (C, H, W) cube), ``.npy`` through numpy ((H, W) or (H, W, C)). Raises :class:`UnreadableImage`.
+    """
+    file = Path(path)
+    name = file.name.lower()
+    if name.endswith(FITS_SUFFIXES):
+        data, _ = read_fits_image(file)
+        if data.ndim not in (2, 3):
+            raise UnreadableImage(file, f"expected a 2-D image or (C, H, W) cube, got shape {data.shape}")
+        return (int(data.shape[-1]), int(data.shape[-2])), "FITS"
+    try:
+        if name.endswith(".npy"):
+            array = np.load(file, allow_pickle=False)
+            if array.ndim not in (2, 3):
+                raise UnreadableImage(file, f"expected an (H, W[, C]) array, got shape {array.shape}")
+            return (int(array.shape[1]), int(array.shape[0])), "NPY"
+        with Image.open(file) as image:
+            image.verify()  # structure and checksums
+        with Image.open(file) as image:  # verify() leaves the image unusable: reopen to decode the pixels
+            image.load()
+            return (int(image.size[0]), int(image.size[1])), image.format or ""
+    except UnreadableImage:
+        raise
+    except FileNotFoundError:
+        raise UnreadableImage(file, "no such file") from None
+    except Exception as err:  # a decoder meeting a malformed file may raise any type; all mean "not readable"
+        raise UnreadableImage(file, _first_line(err)) from None

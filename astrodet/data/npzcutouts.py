@@ -16,8 +16,7 @@ file per array name (``<stem>_<name>.json``).
 from __future__ import annotations
 
 import os
-import zipfile
-from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,22 @@ import numpy as np
 
 from astrodet import __version__
 from astrodet.data.rejects import ConversionSummary, RejectsLedger
-from astrodet.data.wholeimage import Record, finish, images_dir_for, parse_split, relative_to_json, write_array_image
+from astrodet.data.toolkit import ConversionOutputs, ConverterOptions, build_options, short_number
+from astrodet.data.wholeimage import Record, array_image_bytes, finish
 from astrodet.errors import AstrodetInputError
+
+MAX_CLASSES = 100_000  # a label beyond this is a broken value, not a class index
+
+
+@dataclass(kw_only=True)
+class NpzOptions(ConverterOptions):
+    """Options of an ``.npz`` conversion (``astrodet convert catalog --npz``; field names = argparse dests)."""
+
+    classes: list[str] | None = None  # names of labels 0, 1, ...; default "0", "1", ...
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.classes = list(self.classes) if self.classes else None
 
 
 def _is_8bit(array: np.ndarray) -> bool:
@@ -37,41 +50,75 @@ def _is_8bit(array: np.ndarray) -> bool:
 def convert_npz(
     npz: str | os.PathLike[str],
     out_json: str | os.PathLike[str],
-    *,
-    classes: Sequence[str] | None = None,
-    split: str | Mapping[str, float] | None = None,
-    seed: int = 0,
-    rejects_csv: str | os.PathLike[str] | None = None,
+    options: NpzOptions | None = None,
+    **fields: Any,
 ) -> ConversionSummary:
-    """Convert the labelled cutout arrays of an ``.npz`` (see module doc); ``classes`` names labels 0, 1, ..."""
-    path, out = Path(npz), Path(out_json)
-    fractions = parse_split(split)
+    """Convert the labelled cutout arrays of an ``.npz`` (see module doc); ``options`` is an :class:`NpzOptions`,
+    or give its fields as keywords (``classes=[...]`` names labels 0, 1, ...)."""
+    opts = build_options(NpzOptions, options, fields, "convert_npz")
+    path = Path(npz)
+    outputs = ConversionOutputs(
+        out_json,
+        opts,
+        inputs=[path],
+        writes_images=True,
+    )
+    with outputs:
+        return _convert(path, outputs, opts)
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: np.asarray(data[k]) for k in data.files}
+            return {k: np.asarray(data[k]) for k in data.files}
     except FileNotFoundError:
         raise AstrodetInputError(f"{path}: no such .npz file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except IsADirectoryError:
+        raise AstrodetInputError(f"{path}: is a folder, expected a .npz file") from None
+    except Exception as err:  # numpy and zipfile raise many types for a damaged archive; all mean "not readable"
         raise AstrodetInputError(f"{path}: not a readable .npz of arrays ({err})") from None
+
+
+def _class_count(path: Path, arrays: dict[str, np.ndarray], labelled: list[str]) -> int:
+    """Labels are class indices 0..K-1: K is one more than the largest label that can be one (NaN, inf, negative
+    and absurdly large labels do not count: their rows are rejected as ``bad_label``)."""
+    largest = -1.0
+    for name in labelled:
+        y = arrays[f"y_{name}"]
+        if y.dtype.kind not in "biuf" or y.ndim != 1:
+            raise AstrodetInputError(
+                f"{path}: y_{name} must hold one class index (a number) per cutout, got {y.dtype} of shape {y.shape}"
+            )
+        values = y.astype(np.float64)
+        usable = values[np.isfinite(values) & (values >= 0) & (values < MAX_CLASSES)]
+        if usable.size:
+            largest = max(largest, float(usable.max()))
+    if largest < 0:
+        raise AstrodetInputError(f"{path}: no y_<name> array holds a class index (0, 1, ...): all NaN, inf or < 0")
+    return int(largest) + 1
+
+
+def _convert(path: Path, outputs: ConversionOutputs, opts: NpzOptions) -> ConversionSummary:
+    arrays = _read_arrays(path)
     names = sorted(k[2:] for k in arrays if k.startswith("X_"))
     if not names:
         raise AstrodetInputError(f"{path}: no X_<name> cutout arrays (has {sorted(arrays)})")
     labelled = [n for n in names if f"y_{n}" in arrays]
     if not labelled:
         raise AstrodetInputError(f"{path}: no X_<name> array has its y_<name> labels")
-    n_classes = int(max(np.nanmax(arrays[f"y_{n}"]) for n in labelled if arrays[f"y_{n}"].size)) + 1
-    class_names = list(classes) if classes else [str(i) for i in range(n_classes)]
+    class_names = opts.classes or [str(i) for i in range(_class_count(path, arrays, labelled))]
     ledger = RejectsLedger()
     records: list[Record] = []
     groups: dict[str | None, list[Record]] = {}
-    images = images_dir_for(out)
     row = 0
     for name in names:
         x = arrays[f"X_{name}"]
         if x.ndim == 3:
             x = x[..., None]
-        if x.ndim != 4:
-            raise AstrodetInputError(f"{path}: X_{name} must be (N, H, W[, C]), got shape {x.shape}")
+        if x.ndim != 4 or x.dtype.kind not in "biuf":
+            raise AstrodetInputError(
+                f"{path}: X_{name} must be numbers of shape (N, H, W[, C]), got {x.dtype} {x.shape}"
+            )
         y = arrays.get(f"y_{name}")
         if y is not None and y.shape[0] != x.shape[0]:
             raise AstrodetInputError(f"{path}: y_{name} has {y.shape[0]} labels for {x.shape[0]} cutouts")
@@ -82,25 +129,27 @@ def convert_npz(
                 ledger.add(path, row, "unlabelled", f"X_{name}[{j}] has no y_{name} label", where)
                 continue
             label = float(y[j])
-            if not (np.isfinite(label) and label == int(label) and 0 <= label < len(class_names)):
-                ledger.add(
-                    path, row, "bad_label", f"y_{name}[{j}] = {y[j]!r} is not a class index < {len(class_names)}", where
-                )
+            if not (np.isfinite(label) and 0 <= label < len(class_names) and label == int(label)):
+                message = f"y_{name}[{j}] = {short_number(label)} is not a class index < {len(class_names)}"
+                ledger.add(path, row, "bad_label", message, where)
                 continue
-            cutout = np.asarray(x[j], dtype=np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):  # 1e308 in float64 -> inf in float32: not_finite
+                cutout = np.asarray(x[j], dtype=np.float32)
             if not np.all(np.isfinite(cutout)):
-                ledger.add(path, row, "not_finite", f"X_{name}[{j}] holds NaN or inf", where)
+                message = f"X_{name}[{j}] holds NaN or inf (or a value beyond float32)"
+                ledger.add(path, row, "not_finite", message, where)
                 continue
             key = f"{name}_{j:05d}"
             if cutout.shape[2] in (1, 3) and _is_8bit(cutout):
-                target = write_array_image(images / f"{key}.png", np.round(cutout * 255).astype(np.uint8), "png")
+                pixels = np.round(cutout * 255).astype(np.uint8)
+                file_name = outputs.write_image(f"{key}.png", array_image_bytes(pixels, "png"))
             else:
-                target = write_array_image(images / f"{key}.npy", cutout, "npy")
+                file_name = outputs.write_image(f"{key}.npy", array_image_bytes(cutout, "npy"))
             record = Record(
                 key=key,
                 category=class_names[int(label)],
                 row=row,
-                file_name=relative_to_json(target, out),
+                file_name=file_name,
                 width=int(cutout.shape[1]),
                 height=int(cutout.shape[0]),
                 image_fields={"source_split": name, "source_index": j},
@@ -113,18 +162,7 @@ def convert_npz(
         "converter": "astrodet.data.npzcutouts",
         "astrodet_version": __version__,
         "sources": {"npz": str(path)},
-        "options": {"classes": class_names, "split": fractions, "seed": seed, "arrays": names},
+        "options": {"classes": class_names, "split": opts.split, "seed": opts.seed, "arrays": names},
     }
-    return finish(
-        out_json=out,
-        records=records,
-        categories=class_names,
-        info=info,
-        ledger=ledger,
-        source=path,
-        rows_in=row,
-        split=fractions,
-        seed=seed,
-        rejects_csv=Path(rejects_csv) if rejects_csv is not None else None,
-        groups=None if fractions is not None else groups,
-    )
+    own_split = None if opts.split is not None else groups  # without --split, the npz's own arrays are the splits
+    return finish(outputs, opts, records, class_names, info, ledger, source=path, rows_in=row, groups=own_split)

@@ -20,6 +20,7 @@ import numpy as np
 
 from astrodet.data.cuts import as_float
 from astrodet.data.rejects import RejectsLedger
+from astrodet.data.toolkit import read_text
 from astrodet.errors import AstrodetInputError
 
 PCC_NUMERIC = 15
@@ -54,12 +55,7 @@ def read_pcc(path: Path, numeric_columns: Sequence[str] | None = None) -> Catalo
     if len(names) != PCC_NUMERIC:
         raise AstrodetInputError(f"pcc format: numeric_columns must name {PCC_NUMERIC} columns, got {len(names)}")
     columns = ["flag", "pcc_id", "ra", "dec", *names, "pcc_class", "pcc_note", "url"]
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise AstrodetInputError(f"{path}: no such catalogue") from None
-    except UnicodeDecodeError as err:
-        raise AstrodetInputError(f"{path}: not UTF-8 text: {err}") from None
+    lines = read_text(path, "catalogue").splitlines()
     cat = Catalog(path, columns, [], [], [], 0)
     for number, line in enumerate(lines, start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -135,14 +131,20 @@ def read_table(path: Path, fmt: str | None = None, numeric_columns: Sequence[str
         return read_pcc(path, numeric_columns)
     from astropy.table import Table
 
-    if not path.is_file():
-        raise AstrodetInputError(f"{path}: no such catalogue")
     resolved = _astropy_format(path, fmt)
+    binary = resolved in ("fits", "votable")
+    if binary:
+        if path.is_dir():
+            raise AstrodetInputError(f"{path}: is a folder, expected a catalogue")
+        if not path.is_file():
+            raise AstrodetInputError(f"{path}: no such catalogue")
+    else:
+        read_text(path, "catalogue")  # a missing file, a folder or non-UTF-8 text: named by line, not byte offset
     try:
         table = Table.read(path, format=resolved)
     except Exception as err:  # astropy raises many types for unreadable input; all mean "not this format"
-        raise AstrodetInputError(f"{path}: astropy cannot read it as a table ({err}); pass --format") from None
-    binary = resolved in ("fits", "votable")
+        detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise AstrodetInputError(f"{path}: astropy cannot read it as a table ({detail}); pass --format") from None
     cat = Catalog(path, list(table.colnames), [], [], [], len(table))
     for i, row in enumerate(table):
         values = {name: _plain(row[name]) for name in table.colnames}

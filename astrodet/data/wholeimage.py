@@ -8,34 +8,33 @@ category order), and extra fields that keep what the source knew: catalogue colu
 (``label_text``). Image records carry ``object_id`` (the split key) and, when known, ``ra``/``dec``/``pixel_scale``/
 ``bands``. ``info.task`` is ``"classification"``.
 
-This module holds what the classification converters share: building and validating such files, splitting by
-object, writing image files and all outputs atomically, and reading cutouts back (PNG/JPEG, ``.npy``, FITS) for
-the framework adapters.
+This module holds what the classification converters share beyond :mod:`astrodet.data.toolkit` (tables, output
+names, the atomic write tail): building and validating such files, splitting by object, writing image files, and
+reading cutouts back (PNG/JPEG, ``.npy``, FITS) for the framework adapters.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from astrodet.data.coco import CocoBuilder, load_coco, resolve_image_path, validate_coco
+from astrodet.data.imaging import FITS_SUFFIXES, UnreadableImage, decode_image, read_fits_image
 from astrodet.data.rejects import ConversionSummary, RejectsLedger
-from astrodet.data.splits import check_fractions, parse_fractions, stratified_split
+from astrodet.data.splits import stratified_split
+from astrodet.data.toolkit import ConversionOutputs, ConverterOptions, write_conversion
 from astrodet.errors import AstrodetInputError
-from astrodet.io import atomic_open, atomic_write_bytes, atomic_write_json, write_all_or_nothing
 
 TASK = "classification"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".npy", ".fits", ".fit", ".fits.gz")
 _PIL_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "GIF": ".gif", "BMP": ".bmp"}
 
 
@@ -51,35 +50,6 @@ class Record:
     height: int
     image_fields: dict[str, Any] = field(default_factory=dict)
     annotation_fields: dict[str, Any] = field(default_factory=dict)
-
-
-def safe_stem(text: str) -> str:
-    """A file-name-safe stem: anything other than letters, digits, '.', '_', '-' becomes '_'."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")
-    return stem or "object"
-
-
-def out_stem(out_json: Path) -> Path:
-    return out_json.with_suffix("") if out_json.suffix.lower() == ".json" else out_json
-
-
-def images_dir_for(out_json: Path) -> Path:
-    """Where a converter writes new image files: ``<out_stem>_images/`` beside the JSON."""
-    stem = out_stem(out_json)
-    return stem.parent / f"{stem.name}_images"
-
-
-def relative_to_json(path: Path, out_json: Path) -> str:
-    """``path`` relative to the output JSON's folder, POSIX style (COCO files can be moved with their images)."""
-    return Path(os.path.relpath(Path(path).resolve(), out_json.resolve().parent)).as_posix()
-
-
-def parse_split(split: str | Mapping[str, float] | None) -> dict[str, float] | None:
-    if split is None:
-        return None
-    fractions = parse_fractions(split) if isinstance(split, str) else {str(k): float(v) for k, v in split.items()}
-    check_fractions(fractions)
-    return fractions
 
 
 def split_records(
@@ -144,57 +114,36 @@ def build_dataset(records: Sequence[Record], categories: Sequence[str], info: Ma
     return data
 
 
-def write_outputs(
-    out_json: Path,
-    datasets: Mapping[str | None, dict[str, Any]],
-    ledger: RejectsLedger,
-    rejects_csv: Path,
-) -> dict[str, Path]:
-    """Write the rejects report and every COCO file all-or-nothing; returns split name (``all``) -> path."""
-    stem = out_stem(out_json)
-    paths = {name: (out_json if name is None else stem.parent / f"{stem.name}_{name}.json") for name in datasets}
-    outputs: list[tuple[Path, Callable[[Path], Any]]] = [(rejects_csv, ledger.write_csv)]
-    outputs += [(paths[name], lambda p, d=data: atomic_write_json(p, d)) for name, data in datasets.items()]
-    write_all_or_nothing(outputs)
-    return {(name or "all"): path for name, path in paths.items()}
-
-
 def finish(
-    *,
-    out_json: Path,
+    outputs: ConversionOutputs,
+    options: ConverterOptions,
     records: Sequence[Record],
     categories: Sequence[str],
     info: Mapping[str, Any],
     ledger: RejectsLedger,
+    *,
     source: Path,
     rows_in: int,
-    split: Mapping[str, float] | None,
-    seed: int,
-    rejects_csv: Path | None,
     notes: Sequence[str] = (),
     groups: Mapping[str | None, Sequence[Record]] | None = None,
 ) -> ConversionSummary:
-    """Split, build, write and account: the common tail of every classification converter."""
-    rejects_csv = rejects_csv or out_stem(out_json).parent / f"{out_stem(out_json).name}_rejects.csv"
-    ledger.summary(rows_in, len(records), file=source, out_label="images out")  # raises if counts do not add up
-    groups = groups if groups is not None else split_records(records, split, seed)
+    """Split (by ``options``, unless ``groups`` are given), build and write: the tail of every classification
+    converter."""
+    groups = groups if groups is not None else split_records(records, options.split, options.seed)
     conversion = {"rows_in": rows_in, "images_out": len(records), "rejected": ledger.counts(source)}
     datasets = {
         name: build_dataset(group, categories, {**info, "split": name, "conversion": conversion})
         for name, group in groups.items()
     }
-    outputs = write_outputs(out_json, datasets, ledger, rejects_csv)
-    counts = Counter(r.category for r in records)
-    return ConversionSummary(
+    return write_conversion(
+        outputs,
+        datasets,
+        ledger,
+        source=source,
         rows_in=rows_in,
         rows_out=len(records),
-        rejected=ledger.counts(source),
-        outputs=outputs,
-        rejects_csv=rejects_csv,
-        images_out=len(records),
-        categories={c: counts.get(c, 0) for c in categories},
         out_label="images out",
-        notes=tuple(notes),
+        notes=notes,
     )
 
 
@@ -245,28 +194,15 @@ def vote_class_columns(info: Mapping[str, Any]) -> dict[str, str] | None:
 
 
 def probe_image(path: Path) -> tuple[str | None, str, tuple[int, int] | None, str | None]:
-    """``(reason, message, (width, height), format)``; reason None when the file is a readable image or array."""
+    """``(reason, message, (width, height), format)``; reason None when the file decodes in full as an image or
+    array (:func:`astrodet.data.imaging.decode_image`), else ``missing_image`` or ``unreadable_image``."""
     if not path.is_file():
         return "missing_image", f"no image file {path}", None, None
-    name = path.name.lower()
     try:
-        if name.endswith(".npy"):
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-            if array.ndim not in (2, 3):
-                return "unreadable_image", f"{path}: expected an (H, W[, C]) array, got shape {array.shape}", None, None
-            return None, "", (int(array.shape[1]), int(array.shape[0])), "NPY"
-        if name.endswith((".fits", ".fit", ".fits.gz")):
-            with fits.open(path) as hdul:
-                hdu = next((h for h in hdul if h.data is not None), None)
-                if hdu is None or hdu.data.ndim not in (2, 3):
-                    return "unreadable_image", f"{path}: no 2-D image or (C, H, W) cube", None, None
-                shape = hdu.data.shape
-            return None, "", (int(shape[-1]), int(shape[-2])), "FITS"
-        with Image.open(path) as image:
-            image.verify()
-            return None, "", image.size, image.format
-    except (OSError, ValueError, UnidentifiedImageError, SyntaxError) as err:
-        return "unreadable_image", f"{path}: cannot be read as an image ({err})", None, None
+        size, fmt = decode_image(path)
+    except UnreadableImage as err:
+        return "unreadable_image", f"{path}: cannot be read as an image ({err.problem})", None, None
+    return None, "", size, fmt
 
 
 def load_cutout(path: str | os.PathLike[str]) -> np.ndarray:
@@ -280,12 +216,8 @@ def load_cutout(path: str | os.PathLike[str]) -> np.ndarray:
     name = file.name.lower()
     if name.endswith(".npy"):
         array = np.load(file, allow_pickle=False)
-    elif name.endswith((".fits", ".fit", ".fits.gz")):
-        with fits.open(file) as hdul:
-            hdu = next((h for h in hdul if h.data is not None), None)
-            if hdu is None:
-                raise AstrodetInputError(f"{file}: no image data in any HDU")
-            array = np.asarray(hdu.data)
+    elif name.endswith(FITS_SUFFIXES):
+        array, _ = read_fits_image(file)
         if array.ndim == 3:
             array = np.transpose(array, (1, 2, 0))
     else:
@@ -312,20 +244,18 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def write_image_copy(
-    source: Path, target_dir: Path, stem: str, *, crop: int | None = None, resize: int | None = None
-) -> tuple[Path, tuple[int, int]]:
-    """Copy ``source`` into ``target_dir`` as ``<stem><ext>``: bytes unchanged (extension fixed to the real format)
-    when neither ``crop`` nor ``resize`` is set, else the central crop and/or a square resize written as PNG.
-
-    Rerun-safe and deterministic: a target with the same bytes is not rewritten.
-    """
+def copy_image(
+    outputs: ConversionOutputs, source: Path, stem: str, *, crop: int | None = None, resize: int | None = None
+) -> tuple[str, tuple[int, int]]:
+    """Write ``source`` into the run's images folder as ``<stem><ext>``: bytes unchanged (extension fixed to the real
+    format) when neither ``crop`` nor ``resize`` is set, else the central crop and/or a square resize as PNG.
+    Returns ``(file_name, (width, height))``; deterministic, and a rerun takes over unchanged files."""
     with Image.open(source) as image:
         image.load()
         fmt = image.format or "PNG"
         if crop is None and resize is None:
             data = source.read_bytes()
-            target = target_dir / f"{stem}{_PIL_EXTENSIONS.get(fmt, source.suffix.lower())}"
+            name = f"{stem}{_PIL_EXTENSIONS.get(fmt, source.suffix.lower())}"
             size = image.size
         else:
             out = image.convert("RGB") if image.mode not in ("RGB", "L") else image
@@ -334,35 +264,30 @@ def write_image_copy(
             if resize is not None:
                 out = out.resize((resize, resize), Image.Resampling.LANCZOS)
             data = _png(out)
-            target = target_dir / f"{stem}.png"
+            name = f"{stem}.png"
             size = out.size
-    if not (target.is_file() and target.read_bytes() == data):
-        atomic_write_bytes(target, data)
-    return target, size
+    return outputs.write_image(name, data), size
 
 
-def write_array_image(target: Path, array: np.ndarray, fmt: str, header: fits.Header | None = None) -> Path:
-    """Write an ``(H, W, C)`` cutout: ``png`` (uint8, 1 or 3 channels), ``npy`` (float32) or ``fits`` (C, H, W)."""
+def array_image_bytes(array: np.ndarray, fmt: str, header: fits.Header | None = None) -> bytes:
+    """An ``(H, W, C)`` cutout as file bytes: ``png`` (uint8, 1 or 3 channels), ``npy`` (float32) or ``fits``
+    (C, H, W)."""
     if fmt == "png":
         data = np.asarray(array)
         if data.dtype != np.uint8:
             raise ValueError(f"PNG cutouts must be uint8, got {data.dtype}")
         if data.shape[2] not in (1, 3):
             raise AstrodetInputError(f"PNG holds 1 or 3 bands, got {data.shape[2]}: use --output-format npy or fits")
-        image = Image.fromarray(data[:, :, 0] if data.shape[2] == 1 else data)
-        atomic_write_bytes(target, _png(image))
-    elif fmt == "npy":
-        buffer = io.BytesIO()
+        return _png(Image.fromarray(data[:, :, 0] if data.shape[2] == 1 else data))
+    buffer = io.BytesIO()
+    if fmt == "npy":
         np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-        atomic_write_bytes(target, buffer.getvalue())
     elif fmt == "fits":
         cube = np.ascontiguousarray(np.transpose(np.asarray(array, dtype=np.float32), (2, 0, 1)))
-        hdul = fits.HDUList([fits.PrimaryHDU(data=cube, header=header)])
-        with atomic_open(target, "wb") as handle:
-            hdul.writeto(handle, output_verify="exception")
+        fits.HDUList([fits.PrimaryHDU(data=cube, header=header)]).writeto(buffer, output_verify="exception")
     else:
         raise ValueError(f"unknown cutout format {fmt!r}; use png, npy or fits")
-    return target
+    return buffer.getvalue()
 
 
 def crop_and_resize(image: np.ndarray, crop: int, size: int) -> np.ndarray:

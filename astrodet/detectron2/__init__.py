@@ -1,29 +1,42 @@
-"""astrodet's Detectron2 adapter: importing it registers astrodet's backbones and the embedded default datasets.
+"""astrodet's Detectron2 adapter: importing it registers astrodet's backbones, the ``AstroImageClassifier``
+meta-architecture and every catalogue dataset (``astrodet_<name>_<split>``, built on first use).
 
 Usage::
 
-    import astrodet.detectron2  # BACKBONE_REGISTRY entries, astrodet_default_* / astrodet_tiny_* datasets
-    from astrodet.detectron2 import AstroTrainer, add_astrodet_config
+    import astrodet.detectron2  # BACKBONE_REGISTRY / META_ARCH_REGISTRY entries, astrodet_default_* ... datasets
+    from astrodet.detectron2 import add_astrodet_config, prepare_datasets, trainer_class
+
+The trainers (:mod:`astrodet.detectron2.trainer`) load on first access, so reading or merging configs
+(:mod:`astrodet.detectron2.config`) does not import Detectron2's training engine.
 """
 
-import astrodet.detectron2.classification  # noqa: F401  (AstroImageClassifier, astrodet_<sample>_<split> datasets)
-from astrodet.detectron2 import backbones
-from astrodet.detectron2.config import add_astrodet_config
-from astrodet.detectron2.datasets import register_coco_file, register_default_datasets, register_user_coco_file
-from astrodet.detectron2.evaluation import AstroDetectionEvaluator
-from astrodet.detectron2.prepare import prepare_datasets, resolve_device
-from astrodet.detectron2.trainer import AstroTrainer
+from typing import Any
 
-register_default_datasets()
+from astrodet.detectron2 import backbones, classification
+from astrodet.detectron2.config import add_astrodet_config
+from astrodet.detectron2.datasets import prepare_datasets, register_catalogue_datasets, register_coco_file
+from astrodet.detectron2.evaluation import AstroDetectionEvaluator
+
+register_catalogue_datasets()
+
+_TRAINER_NAMES = ("AstroTrainer", "ClassificationTrainer", "resolve_device", "trainer_class")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRAINER_NAMES:
+        from astrodet.detectron2 import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AstroDetectionEvaluator",
-    "AstroTrainer",
     "add_astrodet_config",
     "backbones",
+    "classification",
     "prepare_datasets",
+    "register_catalogue_datasets",
     "register_coco_file",
-    "register_default_datasets",
-    "register_user_coco_file",
-    "resolve_device",
+    *_TRAINER_NAMES,
 ]

@@ -45,6 +45,18 @@ class RandomRot90(T.Augmentation):
         return Rot90Transform(int(np.random.randint(4)), h, w)  # noqa: NPY002
 
 
+def sky_augmentations(cfg: CfgNode) -> list[T.Augmentation]:
+    """The orientation augmentations ``cfg.ASTRODET.AUG`` switches on, shared by detection and classification."""
+    augs: list[T.Augmentation] = []
+    if cfg.ASTRODET.AUG.HFLIP:
+        augs.append(T.RandomFlip(prob=0.5, horizontal=True, vertical=False))
+    if cfg.ASTRODET.AUG.VFLIP:
+        augs.append(T.RandomFlip(prob=0.5, horizontal=False, vertical=True))
+    if cfg.ASTRODET.AUG.ROT90:
+        augs.append(RandomRot90())
+    return augs
+
+
 def build_astro_augmentations(cfg: CfgNode, is_train: bool) -> list[T.Augmentation]:
     """Resize as detectron2 does, then (training only) flips and quarter-turn rotations.
 
@@ -53,13 +65,5 @@ def build_astro_augmentations(cfg: CfgNode, is_train: bool) -> list[T.Augmentati
     """
     if not is_train:
         return [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")]
-    augs: list[T.Augmentation] = [
-        T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING)
-    ]
-    if cfg.ASTRODET.AUG.HFLIP:
-        augs.append(T.RandomFlip(prob=0.5, horizontal=True, vertical=False))
-    if cfg.ASTRODET.AUG.VFLIP:
-        augs.append(T.RandomFlip(prob=0.5, horizontal=False, vertical=True))
-    if cfg.ASTRODET.AUG.ROT90:
-        augs.append(RandomRot90())
-    return augs
+    resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING)
+    return [resize, *sky_augmentations(cfg)]

@@ -1,7 +1,7 @@
 """Detectron2 builders for astrodet's core backbones (BACKBONE_REGISTRY), plain and with an FPN.
 
 Each builder wraps the core module in :class:`CoreBackbone`, which only renames its feature list to Detectron2's
-``{name: tensor}`` form and reports channels and strides through ``output_shape()``.
+``{name: tensor}`` form and reports the core's ``feature_info`` through ``output_shape()``.
 """
 
 from __future__ import annotations
@@ -11,22 +11,21 @@ from detectron2.config import CfgNode
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
-from torch import nn
 
 from astrodet.models.deepshadows import BLOCK_STRIDES, DeepShadowsTrunk
-from astrodet.models.naming import stage_indices, stage_name
-from astrodet.models.zoobot import STAGE_STRIDES, ZoobotEncoder
+from astrodet.models.features import FeatureBackbone, stage_indices
+from astrodet.models.timm_encoder import STAGE_STRIDES, TimmEncoder
 
 
 class CoreBackbone(Backbone):
-    """A core backbone (returns a list of features with ``channels``/``strides``) seen as a Detectron2 Backbone."""
+    """A core backbone (a list of features described by ``feature_info``) seen as a Detectron2 Backbone."""
 
-    def __init__(self, body: nn.Module) -> None:
+    def __init__(self, body: FeatureBackbone) -> None:
         super().__init__()
         self.body = body
-        self._out_features = [stage_name(s) for s in body.strides]
-        self._out_feature_channels = dict(zip(self._out_features, body.channels, strict=True))
-        self._out_feature_strides = dict(zip(self._out_features, body.strides, strict=True))
+        self._out_features = [f.name for f in body.feature_info]
+        self._out_feature_channels = {f.name: f.channels for f in body.feature_info}
+        self._out_feature_strides = {f.name: f.reduction for f in body.feature_info}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict(zip(self._out_features, self.body(x), strict=True))
@@ -54,9 +53,10 @@ def with_fpn(cfg: CfgNode, bottom_up: Backbone) -> FPN:
 
 
 @BACKBONE_REGISTRY.register()
-def build_zoobot_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
-    """Zoobot-style timm encoder (cfg.MODEL.ZOOBOT); FREEZE_AT follows Detectron2: 1 = stem, 2 = stem + stage2."""
-    encoder = ZoobotEncoder(
+def build_timm_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
+    """Any timm encoder, configured by cfg.MODEL.ZOOBOT (the key predates the rename: a Zoobot encoder is a timm
+    model, loaded from MODEL.ZOOBOT.CHECKPOINT); FREEZE_AT follows Detectron2: 1 = stem, 2 = stem + stage2."""
+    encoder = TimmEncoder(
         arch=cfg.MODEL.ZOOBOT.ARCH,
         in_chans=_in_chans(cfg, input_shape),
         out_indices=stage_indices(list(cfg.MODEL.ZOOBOT.OUT_FEATURES), STAGE_STRIDES),
@@ -69,9 +69,21 @@ def build_zoobot_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
 
 
 @BACKBONE_REGISTRY.register()
+def build_timm_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
+    """timm encoder + FPN (cfg.MODEL.FPN.IN_FEATURES picks from stage2..stage5)."""
+    return with_fpn(cfg, build_timm_backbone(cfg, input_shape))
+
+
+@BACKBONE_REGISTRY.register()
+def build_zoobot_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
+    """The old name of :func:`build_timm_backbone`, kept so existing configs run."""
+    return build_timm_backbone(cfg, input_shape)
+
+
+@BACKBONE_REGISTRY.register()
 def build_zoobot_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
-    """Zoobot-style encoder + FPN (cfg.MODEL.FPN.IN_FEATURES picks from stage2..stage5)."""
-    return with_fpn(cfg, build_zoobot_backbone(cfg, input_shape))
+    """The old name of :func:`build_timm_fpn_backbone`, kept so existing configs run."""
+    return build_timm_fpn_backbone(cfg, input_shape)
 
 
 @BACKBONE_REGISTRY.register()

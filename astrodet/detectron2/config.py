@@ -1,14 +1,83 @@
-"""``add_astrodet_config(cfg)``: the configuration keys astrodet adds to Detectron2's defaults."""
+"""``add_astrodet_config(cfg)``: the configuration keys astrodet adds to Detectron2's defaults, and nothing else.
+
+Why keys only: a user's script, a test or a tool reads or merges configs without building trainers, models or
+datasets (Detectron2 projects keep ``config.py`` that way); the code reading each key lives where it is used.
+"""
 
 from __future__ import annotations
 
 from detectron2.config import CfgNode as CN
 
-from astrodet.detectron2.classification import add_classification_config
+# Keys renamed since earlier releases: merging an old config names the new key instead of "Non-existent config key".
+RENAMED_KEYS: dict[str, tuple[str, str]] = {
+    "ASTRODET.CLS.REGISTER": (
+        "ASTRODET.REGISTER",
+        "one key registers detection and whole-image classification COCO files alike",
+    ),
+    "ASTRODET.CLS.CENTER_CROP": ("ASTRODET.CLS.CENTRE_CROP", "astrodet spells centre one way in every key"),
+}
 
 
 def add_astrodet_config(cfg: CN) -> CN:
     """Add astrodet's keys (with their defaults) to ``cfg`` in place; returns ``cfg`` for chaining."""
+    _add_backbone_keys(cfg)
+    _add_classifier_keys(cfg)
+
+    cfg.ASTRODET = CN()
+    # COCO files to register before training, as [[dataset_name, path/to/file.json], ...]: detection files and
+    # whole-image classification files (info.task == "classification") alike, as astrodet's converters write them
+    # (image paths relative to each file's folder). The catalogue's datasets need no entry: astrodet_<name>_<split>
+    # (default, tiny, perseus, perseus_all, gz2, deepshadows) are built on first use.
+    cfg.ASTRODET.REGISTER = []
+
+    cfg.ASTRODET.AUG = CN()
+    # Flips and exact quarter-turn rotations: sky images have no preferred orientation.
+    cfg.ASTRODET.AUG.HFLIP = True
+    cfg.ASTRODET.AUG.VFLIP = True
+    cfg.ASTRODET.AUG.ROT90 = True
+
+    cfg.ASTRODET.SOLVER = CN()
+    # "SGD" (detectron2's own), "ADAMW" or "ADAM" (Popp et al. 2024 used Adam, lr 1e-4, weight decay 5e-5); for
+    # classification also "ADADELTA" (the DeepShadows recipe).
+    cfg.ASTRODET.SOLVER.OPTIMIZER = "SGD"
+
+    cfg.ASTRODET.EVAL = CN()
+    # How a prediction matches a true box for completeness/purity: "iou" (IoU >= IOU_THRESHOLD) or "centre"
+    # (centre distance <= CENTRE_RADIUS px); one-to-one, greedy by score (docs/evaluation.md).
+    cfg.ASTRODET.EVAL.MATCHING = "iou"
+    # Minimum IoU for a match when MATCHING is "iou".
+    cfg.ASTRODET.EVAL.IOU_THRESHOLD = 0.5
+    # Pixels; about one PSF FWHM in the evaluated frame for point-like clumps.
+    cfg.ASTRODET.EVAL.CENTRE_RADIUS = 4.0
+    # Operating score threshold for completeness and purity (Popp et al.'s default 0.3); curves cover all.
+    cfg.ASTRODET.EVAL.SCORE_THRESHOLD = 0.3
+    # Count a prediction only against true boxes of its own class (False: any class).
+    cfg.ASTRODET.EVAL.CLASS_AWARE = True
+    # Write report.json, report.md and PNG plots into OUTPUT_DIR after each evaluation.
+    cfg.ASTRODET.EVAL.REPORT = True
+    # Validation images drawn with true and predicted boxes in the report grid.
+    cfg.ASTRODET.EVAL.GRID_IMAGES = 12
+
+    cfg.ASTRODET.CLS = CN()
+    # Central crop (pixels, 0 = none) then a square resize to INPUT_SIZE, in training and testing.
+    cfg.ASTRODET.CLS.CENTRE_CROP = 0
+    # Side (pixels) of the square image the classifier sees.
+    cfg.ASTRODET.CLS.INPUT_SIZE = 64
+    # Adadelta's decay and epsilon when ASTRODET.SOLVER.OPTIMIZER is "ADADELTA" (Keras defaults, as DeepShadows).
+    cfg.ASTRODET.CLS.ADADELTA_RHO = 0.95
+    cfg.ASTRODET.CLS.ADADELTA_EPS = 1e-7
+    # Bootstrap resamples for the report's confidence intervals (seeded with SEED, or 0).
+    cfg.ASTRODET.CLS.BOOTSTRAP = 1000
+    # Images per batch at evaluation.
+    cfg.ASTRODET.CLS.TEST_BATCH = 32
+
+    for old, (new, note) in RENAMED_KEYS.items():
+        if not cfg.key_is_renamed(old):
+            cfg.register_renamed_key(old, new, message=note)
+    return cfg
+
+
+def _add_backbone_keys(cfg: CN) -> None:
     cfg.MODEL.ZOOBOT = CN()
     # timm architecture of the encoder; Zoobot's published encoders are timm models (convnext_nano is its default).
     cfg.MODEL.ZOOBOT.ARCH = "convnext_nano"
@@ -32,36 +101,29 @@ def add_astrodet_config(cfg: CN) -> CN:
     # Filters per block (the paper: 16, 32, 64).
     cfg.MODEL.DEEPSHADOWS.CHANNELS = [16, 32, 64]
 
-    cfg.ASTRODET = CN()
-    # COCO files to register before training, as [[dataset_name, path/to/file.json], ...] (astrodet's converters
-    # write them; image paths are relative to each file's folder). With none, DATASETS.* name the embedded
-    # default (astrodet_default_train / _val / _test), generated on first use.
-    cfg.ASTRODET.REGISTER = []
 
-    cfg.ASTRODET.AUG = CN()
-    # Flips and exact quarter-turn rotations: sky images have no preferred orientation.
-    cfg.ASTRODET.AUG.HFLIP = True
-    cfg.ASTRODET.AUG.VFLIP = True
-    cfg.ASTRODET.AUG.ROT90 = True
-
-    cfg.ASTRODET.SOLVER = CN()
-    # "SGD" (detectron2's own), "ADAMW" or "ADAM" (Popp et al. 2024 used Adam, lr 1e-4, weight decay 5e-5).
-    cfg.ASTRODET.SOLVER.OPTIMIZER = "SGD"
-
-    cfg.ASTRODET.EVAL = CN()
-    # How a prediction matches a true box for completeness/purity: "iou" (IoU >= IOU_THRESHOLD) or "centre"
-    # (centre distance <= CENTRE_RADIUS px); one-to-one, greedy by score (docs/evaluation.md).
-    cfg.ASTRODET.EVAL.MATCHING = "iou"
-    cfg.ASTRODET.EVAL.IOU_THRESHOLD = 0.5
-    # Pixels; about one PSF FWHM in the evaluated frame for point-like clumps.
-    cfg.ASTRODET.EVAL.CENTRE_RADIUS = 4.0
-    # Operating score threshold for completeness and purity (Popp et al.'s default 0.3); curves cover all.
-    cfg.ASTRODET.EVAL.SCORE_THRESHOLD = 0.3
-    # Count a prediction only against true boxes of its own class (False: any class).
-    cfg.ASTRODET.EVAL.CLASS_AWARE = True
-    # Write report.json, report.md and PNG plots into OUTPUT_DIR after each evaluation.
-    cfg.ASTRODET.EVAL.REPORT = True
-    # Validation images drawn with true and predicted boxes in the report grid.
-    cfg.ASTRODET.EVAL.GRID_IMAGES = 12
-    add_classification_config(cfg)  # MODEL.CLASSIFIER, ASTRODET.CLS (astrodet/detectron2/classification.py)
-    return cfg
+def _add_classifier_keys(cfg: CN) -> None:
+    """MODEL.CLASSIFIER: the head and loss of AstroImageClassifier (astrodet.models.classifier.ClassifierSpec)."""
+    cfg.MODEL.CLASSIFIER = CN()
+    # "dense": flatten + hidden layer (DeepShadows; fixed input size); "linear": global pooling + linear.
+    cfg.MODEL.CLASSIFIER.HEAD = "linear"
+    # "bce" (binary, one logit), "ce" (softmax), "soft_ce" / "dirichlet" (Galaxy Zoo vote fractions / counts).
+    cfg.MODEL.CLASSIFIER.LOSS = "ce"
+    # Classes of the dataset (the vote losses score the question schema's answers instead).
+    cfg.MODEL.CLASSIFIER.NUM_CLASSES = 2
+    # Backbone output the head reads; "" = the coarsest one.
+    cfg.MODEL.CLASSIFIER.IN_FEATURE = ""
+    # Hidden units of the dense head (DeepShadows: 1024).
+    cfg.MODEL.CLASSIFIER.HIDDEN_DIM = 1024
+    # Dropout before the head's output layer.
+    cfg.MODEL.CLASSIFIER.DROPOUT = 0.0
+    # Per-class loss weights (empty: equal); for bce, weight[1] / weight[0] is the positive-class weight.
+    cfg.MODEL.CLASSIFIER.CLASS_WEIGHTS = []
+    # Question schema (JSON) of the vote losses; "" = Galaxy Zoo 2 Kaggle (astrodet/models/schemas/gz2_questions.json).
+    cfg.MODEL.CLASSIFIER.VOTE_SCHEMA = ""
+    # dirichlet loss on fraction-only data: counts = fractions x this many volunteers (GZ2: about 40 per galaxy).
+    cfg.MODEL.CLASSIFIER.VOTE_COUNT_SCALE = 40.0
+    # Keras-style L2 coefficients (loss += c * sum(w^2)) on conv kernels and hidden dense kernels (DeepShadows:
+    # 0.13 and 0.12); 0 uses SOLVER.WEIGHT_DECAY as usual.
+    cfg.MODEL.CLASSIFIER.L2_CONV = 0.0
+    cfg.MODEL.CLASSIFIER.L2_DENSE = 0.0

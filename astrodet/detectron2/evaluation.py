@@ -1,8 +1,9 @@
 """Detectron2 evaluation with astrodet's settings: COCO AP for compact sources plus completeness and purity.
 
 :class:`AstroDetectionEvaluator` is Detectron2's own COCOEvaluator (pycocotools, official implementation) with two
-changes: pycocotools' area ranges and max detections are astrodet's (``astrodet.evaluation.coco_params``), and after
-COCO evaluation the same predictions go through the core's completeness/purity matching and the report writer.
+changes: pycocotools' area ranges and max detections are astrodet's (the patch is in :mod:`astrodet.detectron2.compat`),
+and after COCO evaluation the same predictions go through the core's completeness/purity matching and the report
+writer.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator
-from detectron2.evaluation import coco_evaluation as d2_coco_evaluation
 from pycocotools.cocoeval import COCOeval
 
-from astrodet.evaluation.coco_params import coco_summary, patched_cocoeval, run_coco_bbox
+from astrodet.detectron2.compat import astrodet_cocoeval
+from astrodet.evaluation.coco_params import coco_summary, run_coco_bbox
 from astrodet.evaluation.detection import evaluate_coco_detections
 from astrodet.evaluation.matching import MatchRule
 from astrodet.evaluation.panels import example_panels
@@ -24,6 +25,7 @@ from astrodet.evaluation.report import write_report
 
 
 def match_rule_from_cfg(cfg: CfgNode) -> MatchRule:
+    """The core's matching rule from ``cfg.ASTRODET.EVAL``."""
     ev = cfg.ASTRODET.EVAL
     return MatchRule(ev.MATCHING, iou_threshold=ev.IOU_THRESHOLD, radius=ev.CENTRE_RADIUS)
 
@@ -56,13 +58,9 @@ class AstroDetectionEvaluator(COCOEvaluator):
         }
         self.report: dict[str, Any] | None = None
 
-    def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
-        self._coco_eval = coco_eval
-        return super()._derive_coco_results(coco_eval, iou_type, class_names)
-
     def _eval_predictions(self, predictions, img_ids=None):
         built: list[COCOeval] = []
-        with patched_cocoeval(d2_coco_evaluation, ("COCOeval", "COCOevalMaxDets"), self._max_detections, built):
+        with astrodet_cocoeval(self._max_detections, built):
             super()._eval_predictions(predictions, img_ids)
         # super() has mapped every prediction's category_id back to the dataset's ids.
         results = [r for p in predictions for r in p["instances"]]

@@ -1,42 +1,38 @@
-"""``AstroTrainer``: Detectron2's DefaultTrainer with astrodet's data, optimisers and evaluation plugged in.
+"""astrodet's trainers: Detectron2's DefaultTrainer with astrodet's data, optimisers and evaluation plugged in.
 
-Everything else (the training loop, checkpointing, hooks, logging, distributed launch) is Detectron2's own.
+:class:`AstroTrainer` trains detectors, :class:`ClassificationTrainer` whole-image classifiers, and
+:func:`trainer_class` picks one from the config (``tools/train_net.py`` asks it). Everything else (the training loop,
+checkpointing, hooks, logging, distributed launch) is Detectron2's own.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import logging
 import os
-from collections.abc import Iterator
 
 import torch
 from detectron2.config import CfgNode
 from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer
-from detectron2.engine import defaults as d2_defaults
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 
 from astrodet.detectron2.augment import build_astro_augmentations
+from astrodet.detectron2.classification import META_ARCH, ClassificationEvaluator, ClassificationMapper
+from astrodet.detectron2.compat import cpu_ddp
 from astrodet.detectron2.evaluation import AstroDetectionEvaluator
+from astrodet.models.classifier import keras_l2_param_groups
 
+logger = logging.getLogger(__name__)
 OPTIMIZERS = ("SGD", "ADAMW", "ADAM")
 
 
-@contextlib.contextmanager
-def _cpu_ddp(device: str) -> Iterator[None]:
-    """Multi-process CPU training: DistributedDataParallel refuses ``device_ids`` for CPU modules, which Detectron2
-    always passes; wrap without them while the trainer is built."""
-    if not device.startswith("cpu"):
-        yield
-        return
-    original = d2_defaults.create_ddp_model
-    d2_defaults.create_ddp_model = functools.partial(original, device_ids=None)
-    try:
-        yield
-    finally:
-        d2_defaults.create_ddp_model = original
+def resolve_device(cfg: CfgNode) -> CfgNode:
+    """Run on CUDA when a GPU is visible and on the CPU otherwise, with nothing to edit in the config."""
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        logger.info("No GPU visible: training on the CPU (MODEL.DEVICE cuda -> cpu)")
+        cfg.MODEL.DEVICE = "cpu"
+    return cfg
 
 
 def default_param_groups(cfg: CfgNode, model: torch.nn.Module) -> list[dict]:
@@ -70,8 +66,10 @@ def make_optimizer(cfg: CfgNode, params: list[dict]) -> torch.optim.Optimizer:
 class AstroTrainer(DefaultTrainer):
     """DefaultTrainer + sky augmentations, Adam(W), COCO + completeness/purity evaluation with reports."""
 
+    evaluator_class: type[DatasetEvaluator] = AstroDetectionEvaluator
+
     def __init__(self, cfg: CfgNode) -> None:
-        with _cpu_ddp(cfg.MODEL.DEVICE):
+        with cpu_ddp(cfg.MODEL.DEVICE):
             super().__init__(cfg)
 
     @classmethod
@@ -97,4 +95,42 @@ class AstroTrainer(DefaultTrainer):
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
         if output_folder is None:
             output_folder = cls.report_folder(cfg, dataset_name)
-        return AstroDetectionEvaluator(dataset_name, cfg, output_dir=output_folder)
+        return cls.evaluator_class(dataset_name, cfg, output_dir=output_folder)
+
+
+class ClassificationTrainer(AstroTrainer):
+    """AstroTrainer with classification data, evaluation and optimisers; the loop and hooks stay Detectron2's."""
+
+    evaluator_class = ClassificationEvaluator
+
+    @classmethod
+    def build_train_loader(cls, cfg: CfgNode):
+        return build_detection_train_loader(cfg, mapper=ClassificationMapper(cfg, is_train=True))
+
+    @classmethod
+    def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
+        return build_detection_test_loader(
+            cfg, dataset_name, mapper=ClassificationMapper(cfg, is_train=False), batch_size=cfg.ASTRODET.CLS.TEST_BATCH
+        )
+
+    @classmethod
+    def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
+        """AstroTrainer's optimisers plus Adadelta (the DeepShadows recipe) and Keras-style L2 parameter groups."""
+        l2_conv, l2_dense = float(cfg.MODEL.CLASSIFIER.L2_CONV), float(cfg.MODEL.CLASSIFIER.L2_DENSE)
+        if l2_conv or l2_dense:
+            head = model.module.model.head if hasattr(model, "module") else model.model.head
+            output_layers = [m for m in (getattr(head, "out", None), getattr(head, "fc", None)) if m is not None]
+            params = keras_l2_param_groups(model, l2_conv, l2_dense, skip=output_layers)
+        else:
+            params = default_param_groups(cfg, model)
+        if cfg.ASTRODET.SOLVER.OPTIMIZER.upper() != "ADADELTA":
+            return make_optimizer(cfg, params)
+        optim = torch.optim.Adadelta(
+            params, lr=cfg.SOLVER.BASE_LR, rho=cfg.ASTRODET.CLS.ADADELTA_RHO, eps=cfg.ASTRODET.CLS.ADADELTA_EPS
+        )
+        return maybe_add_gradient_clipping(cfg, optim)
+
+
+def trainer_class(cfg: CfgNode) -> type[AstroTrainer]:
+    """The trainer a config needs: :class:`ClassificationTrainer` for ``AstroImageClassifier``, else AstroTrainer."""
+    return ClassificationTrainer if cfg.MODEL.META_ARCHITECTURE == META_ARCH else AstroTrainer

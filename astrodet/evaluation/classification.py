@@ -21,7 +21,7 @@ The report mirrors the detection one (:mod:`astrodet.evaluation.report`): ``repo
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,9 @@ from matplotlib.figure import Figure
 from scipy.stats import rankdata
 
 from astrodet import __version__
+from astrodet.evaluation.markdown import fmt, plain, render_markdown, table
 from astrodet.evaluation.plots import CLASS_COLOURS, save_png
-from astrodet.evaluation.report import REPORT_JSON, REPORT_MD, _fmt, _meta_section, _plain, _table
+from astrodet.evaluation.report import REPORT_JSON, REPORT_MD
 from astrodet.io import atomic_write_json, atomic_write_text
 
 PLOT_FILES = {"confusion_matrix": "confusion_matrix.png", "roc_curve": "roc_curve.png"}
@@ -246,7 +247,51 @@ def evaluate_classification(
             "n_images": len(votes_true),
             "n_columns": int(np.asarray(votes_true).shape[1]),
         }
-    return _plain(result)
+    return plain(result)
+
+
+def score_classification(
+    rows: Iterable[Mapping[str, Any]],
+    class_names: Sequence[str],
+    *,
+    vote_columns: Sequence[str] | None = None,
+    vote_class_columns: Mapping[str, str] | None = None,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Score per-image predictions as both adapters collect them: the result dict of evaluate_classification.
+
+    A row is ``{"image_id", "label", "scores"}`` (class probabilities) or, for a vote model, ``{"image_id",
+    "label", "votes_pred", "votes_true"}`` (vote fractions; class scores then follow from the dataset's vote-column
+    -> class mapping). Rows are taken once per image (the last one wins: a distributed sampler may repeat images)
+    in image-id order, so every process count and framework scores the same set the same way.
+    """
+    by_image = {r["image_id"]: r for r in rows}
+    ordered = [by_image[k] for k in sorted(by_image)]
+    classes = list(class_names)
+    labels = np.array([int(r["label"]) for r in ordered], dtype=np.int64)
+    votes_true = votes_pred = None
+    if ordered and ordered[0].get("votes_pred") is not None:
+        votes_pred = np.array([r["votes_pred"] for r in ordered], dtype=np.float64)
+        if ordered[0].get("votes_true") is not None:
+            votes_true = np.array([r["votes_true"] for r in ordered], dtype=np.float64)
+        probs = class_scores_from_votes(votes_pred, vote_columns, vote_class_columns, classes)
+    else:
+        probs = np.array([r["scores"] for r in ordered], dtype=np.float64).reshape(len(ordered), -1)
+    if not classes:
+        classes = [str(k) for k in range(probs.shape[1])]
+    return evaluate_classification(
+        labels, probs, classes, n_bootstrap=n_bootstrap, seed=seed, votes_true=votes_true, votes_pred=votes_pred
+    )
+
+
+def headline_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers a trainer logs after evaluation (NaN where undefined, so loggers accept them)."""
+    keys = ("accuracy", "balanced_accuracy", "roc_auc", "log_loss")
+    metrics = {k: float("nan") if result.get(k) is None else float(result[k]) for k in keys}
+    if result.get("votes"):
+        metrics["vote_rmse"] = float(result["votes"]["rmse"])
+    return metrics
 
 
 # --- plots and report files --------------------------------------------------------------------------------------
@@ -299,23 +344,24 @@ def plot_roc_curves(result: Mapping[str, Any], path: str | os.PathLike[str]) -> 
 
 def _interval(report: Mapping[str, Any], key: str) -> str:
     ci = (report.get("bootstrap") or {}).get(key)
-    return f"{_fmt(report.get(key))} [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else _fmt(report.get(key))
+    return f"{fmt(report.get(key))} [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else fmt(report.get(key))
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
+def classification_sections(report: Mapping[str, Any]) -> list[str]:
+    """report.md's classification part: headline with intervals, per class, confusion matrix."""
     boot = report.get("bootstrap") or {}
     conf = round(100 * boot.get("confidence", 0.95))
-    lines = ["# astrodet classification report", "", *_meta_section(report.get("meta") or {})]
+    lines: list[str] = []
     rows = [
         ("Images", report["n_images"]),
         (f"Accuracy [{conf} % CI]", _interval(report, "accuracy")),
         (f"Balanced accuracy [{conf} % CI]", _interval(report, "balanced_accuracy")),
         (f"ROC AUC, {report['roc_auc_kind']} [{conf} % CI]", _interval(report, "roc_auc")),
-        ("Log loss", _fmt(report.get("log_loss"))),
+        ("Log loss", fmt(report.get("log_loss"))),
     ]
     if report.get("votes"):
-        rows.append(("Vote fraction RMSE (Kaggle metric)", _fmt(report["votes"]["rmse"], 4)))
-    lines += ["## Headline", "", *_table(("metric", "value"), rows), ""]
+        rows.append(("Vote fraction RMSE (Kaggle metric)", fmt(report["votes"]["rmse"], 4)))
+    lines += ["## Headline", "", *table(("metric", "value"), rows), ""]
     lines.append(
         f"Bootstrap: {boot.get('n_resamples')} resamples of the images, seed {boot.get('seed')}; ROC AUC is defined "
         f"in {boot.get('roc_auc_defined_in')} of them (resamples lacking a class are skipped)."
@@ -326,16 +372,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         (name, r["n_true"], r["n_pred"], r["precision"], r["recall"], r["f1"], r["roc_auc_ovr"])
         for name, r in report["per_class"].items()
     ]
-    lines += ["## Per class", "", *_table(header, per_rows), ""]
+    lines += ["## Per class", "", *table(header, per_rows), ""]
     cm = report["confusion_matrix"]
     lines += ["## Confusion matrix (rows: true, columns: predicted)", ""]
-    lines += _table(
+    lines += table(
         ("true \\ predicted", *cm["labels"]), [(n, *row) for n, row in zip(cm["labels"], cm["matrix"], strict=True)]
     )
     lines.append("")
-    if report.get("plots"):
-        lines += ["## Plots", ""] + [f"![{name}]({file})" for name, file in report["plots"].items()] + [""]
-    return "\n".join(lines)
+    return lines
 
 
 def write_classification_report(
@@ -346,7 +390,7 @@ def write_classification_report(
     out.mkdir(parents=True, exist_ok=True)
     plot_confusion_matrix(result, out / PLOT_FILES["confusion_matrix"])
     plot_roc_curves(result, out / PLOT_FILES["roc_curve"])
-    report = _plain({"astrodet_version": __version__, "meta": dict(meta or {}), **result, "plots": dict(PLOT_FILES)})
+    report = plain({"astrodet_version": __version__, "meta": dict(meta or {}), **result, "plots": dict(PLOT_FILES)})
     atomic_write_text(out / REPORT_MD, render_markdown(report))
     atomic_write_json(out / REPORT_JSON, report, indent=2)
     return report

@@ -7,18 +7,16 @@ The JSON is the detection result of :func:`astrodet.evaluation.detection.evaluat
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from astrodet import __version__
 from astrodet.errors import AstrodetInputError
 from astrodet.evaluation import plots
+from astrodet.evaluation.markdown import fmt, plain, render_markdown, table
 from astrodet.io import atomic_write_json, atomic_write_text
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
@@ -28,22 +26,6 @@ PLOT_FILES = {
     "bins": "bins.png",
     "examples": "examples.png",
 }
-COCO_HEADLINE = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-able copy: numpy scalars and arrays to Python, paths to strings, non-finite floats to None."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
 
 
 def build_report(
@@ -59,36 +41,22 @@ def build_report(
     report = {"astrodet_version": __version__, "meta": dict(meta or {}), "coco": None if coco is None else dict(coco)}
     report.update(detection)
     report["plots"] = dict(plot_files or {})
-    return _plain(report)
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    """A table cell: None as a dash, floats rounded, pipes escaped so a value cannot break the table."""
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value).replace("|", "\\|")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return plain(report)
 
 
 def _headline(report: Mapping[str, Any]) -> list[str]:
     n = report.get("n_matched")
     coco = report.get("coco") or {}
     rows = [
-        ("Completeness", f"{_fmt(report['completeness'])} ({n} of {report.get('n_true')} true objects)"),
-        ("Purity", f"{_fmt(report['purity'])} ({n} of {report.get('n_pred')} predictions)"),
-        ("F1", _fmt(report.get("f1"))),
-        ("Score threshold", _fmt(report["score_threshold"], 2)),
+        ("Completeness", f"{fmt(report['completeness'])} ({n} of {report.get('n_true')} true objects)"),
+        ("Purity", f"{fmt(report['purity'])} ({n} of {report.get('n_pred')} predictions)"),
+        ("F1", fmt(report.get("f1"))),
+        ("Score threshold", fmt(report["score_threshold"], 2)),
         ("Matching", _matching_text(report["matching"])),
-        ("Images", _fmt(report.get("n_images"))),
+        ("Images", fmt(report.get("n_images"))),
     ]
-    rows += [(f"COCO {k}", _fmt(coco.get(k))) for k in ("AP", "AP50") if k in coco]
-    return ["## Headline", "", *_table(("metric", "value"), rows), ""]
+    rows += [(f"COCO {k}", fmt(coco.get(k))) for k in ("AP", "AP50") if k in coco]
+    return ["## Headline", "", *table(("metric", "value"), rows), ""]
 
 
 def _matching_text(matching: Mapping[str, Any]) -> str:
@@ -101,7 +69,7 @@ def _coco_section(coco: Mapping[str, Any] | None) -> list[str]:
     if not coco:
         return []
     stats = [k for k in coco if k not in ("per_class", "params")]
-    lines = ["## COCO bbox (pycocotools)", "", *_table(stats, [[coco[k] for k in stats]]), ""]
+    lines = ["## COCO bbox (pycocotools)", "", *table(stats, [[coco[k] for k in stats]]), ""]
     params = coco.get("params") or {}
     if params.get("area_ranges"):
         ranges = ", ".join(
@@ -121,7 +89,7 @@ def _per_class_section(report: Mapping[str, Any]) -> list[str]:
         ap = coco_pc.get(name, {})
         counts = (r["n_true"], r["n_pred"], r["n_matched"])
         rows.append((name, *counts, r["completeness"], r["purity"], r["f1"], ap.get("AP"), ap.get("AP50")))
-    return ["## Per class", "", *_table(header, rows), ""]
+    return ["## Per class", "", *table(header, rows), ""]
 
 
 def _bin_range(b: Mapping[str, Any]) -> str:
@@ -131,40 +99,23 @@ def _bin_range(b: Mapping[str, Any]) -> str:
 
 def _bins_section(bins: Mapping[str, Any]) -> list[str]:
     lines = ["## Bins (at the score threshold)", ""]
-    for name, table in bins.items():
+    for name, binned in bins.items():
         kind = "purity" if name.startswith("purity") else "completeness"
         count = "n_pred" if kind == "purity" else "n_true"
-        rows = [(_bin_range(b), b[count], b["n_matched"], b[kind]) for b in table["bins"]]
+        rows = [(_bin_range(b), b[count], b["n_matched"], b[kind]) for b in binned["bins"]]
         lines += [
-            f"### {name.replace('_', ' ')} ({table['field']})",
+            f"### {name.replace('_', ' ')} ({binned['field']})",
             "",
-            *_table(("bin", count, "matched", kind), rows),
+            *table(("bin", count, "matched", kind), rows),
             "",
         ]
     return lines
 
 
-def _meta_cell(value: Any) -> Any:
-    """Meta is free-form: keep small floats (learning rates) and nested values readable; None stays a dash."""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return json.dumps(value) if isinstance(value, dict | list) else value
-
-
-def _meta_section(meta: Mapping[str, Any]) -> list[str]:
-    if not meta:
-        return []
-    return [*_table(("run", "value"), [(k, _meta_cell(v)) for k, v in meta.items()]), ""]
-
-
-def render_markdown(report: Mapping[str, Any]) -> str:
-    """A readable summary of a report dict: headline, COCO, per class, bins, then the plots."""
-    lines = ["# astrodet evaluation report", "", *_meta_section(report.get("meta") or {})]
-    lines += _headline(report) + _coco_section(report.get("coco")) + _per_class_section(report)
-    lines += _bins_section(report.get("bins") or {})
-    if report.get("plots"):
-        lines += ["## Plots", ""] + [f"![{name}]({file})" for name, file in report["plots"].items()] + [""]
-    return "\n".join(lines)
+def detection_sections(report: Mapping[str, Any]) -> list[str]:
+    """report.md's detection part: headline, COCO, per class, bins."""
+    lines = _headline(report) + _coco_section(report.get("coco")) + _per_class_section(report)
+    return lines + _bins_section(report.get("bins") or {})
 
 
 def write_plots(

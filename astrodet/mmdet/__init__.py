@@ -1,30 +1,41 @@
 """astrodet's MMDetection adapter: importing it registers astrodet's modules in mmdet's registries.
 
-- ``MODELS``: ``ZoobotEncoder``, ``DeepShadowsTrunk`` (backbones, :mod:`astrodet.mmdet.backbones`)
-- ``METRICS``: ``AstroDetectionMetric`` (COCO AP for compact sources + completeness/purity + report)
-- ``TRANSFORMS``: ``RandomRot90`` (exact quarter turns)
+- ``MODELS``: ``TimmEncoder`` (alias ``ZoobotEncoder``), ``DeepShadowsTrunk`` (:mod:`.backbones`),
+  ``AstroImageClassifier`` (:mod:`.classification`)
+- ``DATASETS``: ``AstroCocoDataset``, ``AstroClassificationDataset`` (catalogue name + split, or ``ann_file``)
+- ``TRANSFORMS``: ``RandomRot90`` (exact quarter turns), the classification cutout pipeline
+- ``METRICS``: ``AstroDetectionMetric`` (COCO AP for compact sources + completeness/purity + report),
+  ``AstroClassificationMetric``
+- ``HOOKS``: ``AstroReportHook`` (the test report goes into the work dir)
 
-In an mmdet config::
+and applies the framework patches of :mod:`.compat` (checked against the tested versions). In an mmdet config::
 
     custom_imports = dict(imports=["astrodet.mmdet"], allow_failed_imports=False)
-    model = dict(backbone=dict(type="ZoobotEncoder", arch="convnext_nano", out_indices=(0, 1, 2, 3)))
+    train_dataloader = dict(dataset=dict(type="AstroCocoDataset", dataset="default", split="train", ...))
 
-The embedded default dataset is named by ``ann_file='astrodet_default:<split>'`` placeholders, resolved by
-``tools/train_mmdet.py`` (:mod:`astrodet.mmdet.datasets`). See docs/mmdet.md.
+See docs/mmdet.md.
 """
 
-from astrodet.mmdet import backbones, classification, datasets, metrics, transforms
-from astrodet.mmdet.datasets import resolve_default_datasets
-from astrodet.mmdet.metrics import AstroDetectionMetric
+from astrodet.mmdet import backbones, classification, compat, datasets, hooks, metrics, transforms
+from astrodet.mmdet.classification import AstroImageClassifier
+from astrodet.mmdet.datasets import AstroClassificationDataset, AstroCocoDataset
+from astrodet.mmdet.hooks import AstroReportHook
+from astrodet.mmdet.metrics import AstroClassificationMetric, AstroDetectionMetric
 from astrodet.mmdet.transforms import RandomRot90
 
 __all__ = [
+    "AstroClassificationDataset",
+    "AstroClassificationMetric",
+    "AstroCocoDataset",
     "AstroDetectionMetric",
+    "AstroImageClassifier",
+    "AstroReportHook",
     "RandomRot90",
     "backbones",
     "classification",
+    "compat",
     "datasets",
+    "hooks",
     "metrics",
-    "resolve_default_datasets",
     "transforms",
 ]

@@ -1,26 +1,26 @@
 """mmdet ``MODELS`` entries for astrodet's core backbones, as mmengine BaseModules returning tuples.
 
-The wrappers add only mmdet's conventions (``norm_eval``, ``init_cfg``); architecture, freezing and checkpoint
-loading are the core's. ``init_cfg=dict(type="Pretrained", checkpoint=FILE)`` is routed to the core's reader,
-which understands timm, Zoobot and Lightning key layouts, and the weights are loaded when the module is built
-(mmengine's later ``init_weights()`` leaves them alone). mmengine's own Pretrained loader would instead expect the
-wrapper's key names (``body.…``) and skip non-matching keys with only a warning.
+Each entry is a :class:`CoreBackbone` subclass that names its core class and nothing else: config keys go straight
+to the core constructor (only mmdet's ``in_channels`` becomes the core's ``in_chans``), and ``out_channels`` and
+``strides`` are read from the core's ``feature_info``. The wrapper adds only mmdet's conventions (``norm_eval``,
+``init_cfg``); architecture, freezing and checkpoint loading are the core's. ``init_cfg=dict(type="Pretrained",
+checkpoint=FILE)`` is routed to the core's reader, which understands timm, Zoobot and Lightning key layouts, and the
+weights are loaded when the module is built (mmengine's later ``init_weights()`` leaves them alone). mmengine's own
+Pretrained loader would instead expect the wrapper's key names (``body.…``) and skip non-matching keys with only a
+warning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
-from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from astrodet.models.checkpoints import read_state_dict
-from astrodet.models.deepshadows import DeepShadowsTrunk
-from astrodet.models.zoobot import ZoobotEncoder
+from astrodet import models
+from astrodet.models.features import FeatureBackbone
 
 # Pretrained init_cfg keys the core reader honours (map_location: it always reads onto the CPU).
 _PRETRAINED_KEYS = {"type", "checkpoint", "map_location"}
@@ -38,33 +38,39 @@ def _split_pretrained(init_cfg: dict[str, Any] | None, checkpoint: str | None) -
     return init_cfg, checkpoint
 
 
-def _load_body(body: nn.Module, checkpoint: str) -> None:
-    """Load a trunk checkpoint (core key names, wrapper prefixes stripped); every trunk weight must be in it.
+class CoreBackbone(BaseModule):
+    """A core backbone (``core_cls``) as an mmdet backbone: tuple outputs and ``norm_eval`` (BatchNorm in eval).
 
-    Extra keys (e.g. the classifier head of a DeepShadows classifier) are ignored; a missing key is an error, not
-    a silent random init.
+    Keyword arguments other than mmdet's own (``in_channels``, ``norm_eval``, ``checkpoint``, ``init_cfg``) are the
+    core constructor's, with its defaults; a checkpoint (``checkpoint=`` or a Pretrained ``init_cfg``) is handed to
+    the core, which loads it.
     """
-    missing, _ = body.load_state_dict(read_state_dict(checkpoint), strict=False)
-    if missing:
-        raise ValueError(f"{checkpoint}: no weights for {len(missing)} trunk parameters, e.g. {missing[:3]}")
 
+    core_cls: ClassVar[type[FeatureBackbone]]
 
-class _CoreBackbone(BaseModule):
-    """Shared mmdet behaviour: tuple outputs and ``norm_eval`` (BatchNorm layers kept in eval mode)."""
-
-    body: nn.Module
-
-    def __init__(self, norm_eval: bool, init_cfg: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        norm_eval: bool = False,
+        checkpoint: str | None = None,
+        init_cfg: dict[str, Any] | None = None,
+        **core_kwargs: Any,
+    ) -> None:
+        init_cfg, checkpoint = _split_pretrained(init_cfg, checkpoint)
         super().__init__(init_cfg=init_cfg)
         self.norm_eval = norm_eval
+        if checkpoint is not None:
+            core_kwargs["checkpoint"] = checkpoint
+        self.body = self.core_cls(in_chans=in_channels, **core_kwargs)
 
     @property
     def out_channels(self) -> list[int]:
-        return list(self.body.channels)
+        return [f.channels for f in self.body.feature_info]
 
     @property
     def strides(self) -> list[int]:
-        return list(self.body.strides)
+        return [f.reduction for f in self.body.feature_info]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         # Contiguous NCHW memory: timm's ConvNeXt returns channels-last-strided maps, the FPN's convolutions keep
@@ -72,7 +78,7 @@ class _CoreBackbone(BaseModule):
         # such maps it pools the wrong pixels silently (torchvision's, used by Detectron2, follows the strides).
         return tuple(feature.contiguous() for feature in self.body(x))
 
-    def train(self, mode: bool = True) -> _CoreBackbone:
+    def train(self, mode: bool = True) -> CoreBackbone:
         super().train(mode)
         if mode and self.norm_eval:
             for module in self.modules():
@@ -81,59 +87,19 @@ class _CoreBackbone(BaseModule):
         return self
 
 
-@MODELS.register_module(name="ZoobotEncoder")
-class MMZoobotEncoder(_CoreBackbone):
-    """Zoobot-style timm encoder (astrodet.models.ZoobotEncoder); out_indices 0..3 = strides 4, 8, 16, 32."""
+@MODELS.register_module()
+class TimmEncoder(CoreBackbone):
+    """Any timm encoder (:class:`astrodet.models.TimmEncoder`: arch, out_indices 0..3 = strides 4, 8, 16, 32, ...)."""
 
-    def __init__(
-        self,
-        arch: str = "convnext_nano",
-        in_channels: int = 3,
-        out_indices: Sequence[int] = (0, 1, 2, 3),
-        frozen_stages: int = -1,
-        norm: str = "model",
-        norm_eval: bool = False,
-        drop_path_rate: float = 0.0,
-        checkpoint: str | None = None,
-        init_cfg: dict[str, Any] | None = None,
-    ) -> None:
-        init_cfg, checkpoint = _split_pretrained(init_cfg, checkpoint)
-        super().__init__(norm_eval=norm_eval, init_cfg=init_cfg)
-        self.body = ZoobotEncoder(
-            arch=arch,
-            in_chans=in_channels,
-            out_indices=out_indices,
-            checkpoint=checkpoint,
-            frozen_stages=frozen_stages,
-            norm=norm,
-            drop_path_rate=drop_path_rate,
-        )
+    core_cls = models.TimmEncoder
 
 
-@MODELS.register_module(name="DeepShadowsTrunk")
-class MMDeepShadowsTrunk(_CoreBackbone):
-    """DeepShadows CNN trunk (astrodet.models.DeepShadowsTrunk); out_indices 0..2 = strides 2, 4, 8."""
+# The old registry name, kept so existing configs run: Zoobot's encoders are timm models that TimmEncoder loads.
+MODELS.register_module(name="ZoobotEncoder", module=TimmEncoder)
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        out_indices: Sequence[int] = (0, 1, 2),
-        dropout: float = 0.4,
-        frozen_stages: int = -1,
-        norm: str = "bn",
-        norm_eval: bool = False,
-        channels: Sequence[int] = (16, 32, 64),
-        init_cfg: dict[str, Any] | None = None,
-    ) -> None:
-        init_cfg, checkpoint = _split_pretrained(init_cfg, None)
-        super().__init__(norm_eval=norm_eval, init_cfg=init_cfg)
-        self.body = DeepShadowsTrunk(
-            in_chans=in_channels,
-            out_indices=out_indices,
-            dropout=dropout,
-            frozen_stages=frozen_stages,
-            norm=norm,
-            channels=channels,
-        )
-        if checkpoint is not None:
-            _load_body(self.body, checkpoint)
+
+@MODELS.register_module()
+class DeepShadowsTrunk(CoreBackbone):
+    """The DeepShadows CNN trunk (:class:`astrodet.models.DeepShadowsTrunk`: out_indices 0..2 = strides 2, 4, 8)."""
+
+    core_cls = models.DeepShadowsTrunk

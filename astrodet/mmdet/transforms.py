@@ -1,21 +1,29 @@
-"""``RandomRot90``: exact quarter-turn rotations for sky images, in mmdet's TRANSFORMS.
+"""astrodet's entries in mmdet's TRANSFORMS: exact quarter turns for detection, the cutout pipeline for classification.
 
-The sky has no up or left, so training draws from all eight flips and quarter turns of a cutout, as the Detectron2
-side does (``astrodet.detectron2.augment``). mmdet 3.3 has no exact 90-degree rotation: ``Rotate`` interpolates
-about the pixel-centre ((w - 1) / 2), which puts boxes off by one pixel and crops non-square images, and
+``RandomRot90``: the sky has no up or left, so training draws from all eight flips and quarter turns of a cutout, as
+the Detectron2 side does (``astrodet.detectron2.augment``). mmdet 3.3 has no exact 90-degree rotation: ``Rotate``
+interpolates about the pixel-centre ((w - 1) / 2), which puts boxes off by one pixel and crops non-square images, and
 ``RandomFlip``'s ``'diagonal'`` is a 180-degree turn (both flips), not a 90-degree one. Pipelines therefore use
 mmdet's own ``RandomFlip(prob=[0.25, 0.25, 0.25], direction=['horizontal', 'vertical', 'diagonal'])`` (the same
 distribution as Detectron2's two independent 0.5 flips) followed by this transform; together they are uniform over
 the eight symmetries of the square.
+
+Classification (``AstroImageClassifier``): ``LoadCutout`` (PNG/JPEG/.npy/FITS), ``CutoutResize`` (centre crop +
+square resize, the geometry the Detectron2 mapper applies), ``CutoutFlipRot`` (flips and quarter turns),
+``PackClsInputs``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.mask import BitmapMasks
+from mmengine.structures import BaseDataElement
+
+from astrodet.data.wholeimage import crop_and_resize, load_cutout
 
 
 def quarter_turn_matrix(width: int) -> np.ndarray:
@@ -78,3 +86,68 @@ class RandomRot90(BaseTransform):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(prob={self.prob})"
+
+
+@TRANSFORMS.register_module()
+class LoadCutout(BaseTransform):
+    """``results['img']`` = the cutout as (H, W, C) float32 in the file's units (see ``wholeimage.load_cutout``)."""
+
+    def __init__(self, channels: int | None = None) -> None:
+        self.channels = channels
+
+    def transform(self, results: dict) -> dict:
+        image = load_cutout(results["img_path"])
+        if self.channels is not None and image.shape[2] != self.channels:
+            if image.shape[2] != 1:
+                raise ValueError(f"{results['img_path']}: {image.shape[2]} bands, the config expects {self.channels}")
+            image = np.repeat(image, self.channels, axis=2)
+        results["img"] = image
+        results["img_shape"] = results["ori_shape"] = image.shape[:2]
+        return results
+
+
+@TRANSFORMS.register_module()
+class CutoutResize(BaseTransform):
+    """Central crop (0 = none) then a square resize to ``size``: Detectron2's ClassificationMapper geometry."""
+
+    def __init__(self, size: int, crop: int = 0) -> None:
+        self.size = int(size)
+        self.crop = int(crop)
+
+    def transform(self, results: dict) -> dict:
+        results["img"] = crop_and_resize(results["img"], self.crop, self.size)
+        results["img_shape"] = results["img"].shape[:2]
+        return results
+
+
+@TRANSFORMS.register_module()
+class CutoutFlipRot(BaseTransform):
+    """Independent horizontal / vertical flips (p = 0.5 each) and a uniform quarter turn: the sky's symmetries."""
+
+    def __init__(self, hflip: bool = True, vflip: bool = True, rot90: bool = True) -> None:
+        self.hflip, self.vflip, self.rot90 = hflip, vflip, rot90
+
+    def transform(self, results: dict) -> dict:
+        image = results["img"]
+        # mmengine seeds numpy's global generator per worker, as mmcv's own random transforms rely on
+        if self.hflip and np.random.rand() < 0.5:  # noqa: NPY002
+            image = image[:, ::-1]
+        if self.vflip and np.random.rand() < 0.5:  # noqa: NPY002
+            image = image[::-1]
+        if self.rot90:
+            image = np.rot90(image, int(np.random.randint(4)))  # noqa: NPY002
+        results["img"] = np.ascontiguousarray(image)
+        return results
+
+
+@TRANSFORMS.register_module()
+class PackClsInputs(BaseTransform):
+    """``{'inputs': (C, H, W) float tensor, 'data_samples': BaseDataElement(gt_label, vote_fractions, img_id)}``."""
+
+    def transform(self, results: dict) -> dict:
+        image = np.ascontiguousarray(results["img"].transpose(2, 0, 1))
+        sample = BaseDataElement(metainfo={"img_id": results.get("img_id"), "img_path": results.get("img_path")})
+        sample.gt_label = torch.tensor(int(results["gt_label"]))
+        if results.get("vote_fractions") is not None:
+            sample.vote_fractions = torch.tensor(results["vote_fractions"], dtype=torch.float32)
+        return {"inputs": torch.from_numpy(image), "data_samples": sample}

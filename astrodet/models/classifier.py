@@ -13,6 +13,7 @@ probabilities for the class losses and (N, A) cumulative vote fractions (Kaggle 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,6 +33,7 @@ from astrodet.models.heads import (
     soft_question_ce,
     softmax_loss,
 )
+from astrodet.models.schemas import QUESTIONS, load_question_schema
 
 VOTE_LOSSES = ("soft_ce", "dirichlet")
 
@@ -84,6 +86,7 @@ class ImageClassifier(nn.Module):
         question_slices: Sequence[tuple[int, int]] | None = None,
         question_parents: Sequence[int | None] | None = None,
         class_weights: Sequence[float] | None = None,
+        vote_count_scale: float = 40.0,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -96,19 +99,34 @@ class ImageClassifier(nn.Module):
         self.feature = feature
         self.question_slices = [tuple(s) for s in question_slices or []]
         self.question_parents = list(question_parents) if question_parents is not None else None
+        self.vote_count_scale = float(vote_count_scale)
         weights = None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32)
         self.register_buffer("class_weights", weights, persistent=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.backbone(x)
-        if isinstance(out, Mapping):
-            key = self.feature if isinstance(self.feature, str) else list(out)[self.feature]
-            return out[key]
-        if isinstance(out, list | tuple):
-            if isinstance(self.feature, str):
-                raise ValueError(f"feature {self.feature!r} is a name, but the backbone returns a {type(out).__name__}")
-            return out[self.feature]
-        return out
+        return pick_feature(self.backbone(x), self.feature)
+
+    @property
+    def uses_votes(self) -> bool:
+        return self.loss_name in VOTE_LOSSES
+
+    def targets(
+        self, labels: Sequence[int] | torch.Tensor | None, vote_fractions: Sequence[Any] | torch.Tensor | None
+    ) -> torch.Tensor:
+        """What :meth:`loss` takes, from a batch's labels or vote fractions, on the model's device.
+
+        ``dirichlet`` wants vote counts: fraction-only data (Galaxy Zoo 2 Kaggle) is scaled by ``vote_count_scale``
+        volunteers per galaxy.
+        """
+        device = next(self.parameters()).device
+        if self.uses_votes:
+            if vote_fractions is None:
+                raise ValueError(f"loss {self.loss_name!r} needs the images' vote fractions")
+            votes = torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in vote_fractions]).to(device)
+            return votes * self.vote_count_scale if self.loss_name == "dirichlet" else votes
+        if labels is None:
+            raise ValueError(f"loss {self.loss_name!r} needs the images' class labels")
+        return torch.as_tensor(labels, dtype=torch.long, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -133,6 +151,69 @@ class ImageClassifier(nn.Module):
                 probs = cumulative_fractions(probs, self.question_slices, self.question_parents)
             return probs
         return class_probabilities(logits, self.loss_name)
+
+
+def pick_feature(out: Any, feature: int | str) -> torch.Tensor:
+    """One feature map from a backbone's output: a dict (Detectron2) by name or position, a list/tuple by index."""
+    if isinstance(out, Mapping):
+        key = feature if isinstance(feature, str) else list(out)[feature]
+        return out[key]
+    if isinstance(out, list | tuple):
+        if isinstance(feature, str):
+            raise ValueError(f"feature {feature!r} is a name, but the backbone returns a {type(out).__name__}")
+        return out[feature]
+    return out
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """A classifier in plain terms, as both frameworks' configs describe it (the backbone is built by the adapter).
+
+    ``feature`` picks the backbone output the head reads (index, or name for dict outputs); ``input_size`` and
+    ``in_channels`` size the dry run that tells a dense head its input; ``vote_schema`` is a question-schema JSON
+    (default Galaxy Zoo 2) for the vote losses.
+    """
+
+    loss: str = "ce"
+    num_classes: int = 2
+    head: str = "linear"
+    hidden: int = 1024
+    dropout: float = 0.0
+    feature: int | str = -1
+    input_size: int = 64
+    in_channels: int = 3
+    vote_schema: str | None = None
+    vote_count_scale: float = 40.0
+    class_weights: tuple[float, ...] | None = None
+
+
+def build_classifier(backbone: nn.Module, spec: ClassifierSpec) -> ImageClassifier:
+    """backbone + the head ``spec`` asks for, sized by a dry run of the backbone at ``spec.input_size``."""
+    with torch.no_grad():  # the feature map's real size at input_size (pooling floors, strided convs ceil)
+        was_training = backbone.training
+        out = backbone.eval()(torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size))
+        backbone.train(was_training)
+    feat = pick_feature(out, spec.feature)
+    schema = load_question_schema(spec.vote_schema or QUESTIONS) if spec.loss in VOTE_LOSSES else None
+    num_outputs = num_outputs_for(spec.loss, spec.num_classes, len(schema.columns) if schema else 0)
+    head = build_head(
+        spec.head,
+        in_channels=int(feat.shape[1]),
+        num_outputs=num_outputs,
+        feature_size=tuple(feat.shape[2:]),
+        hidden=spec.hidden,
+        dropout=spec.dropout,
+    )
+    return ImageClassifier(
+        backbone,
+        head,
+        loss=spec.loss,
+        feature=spec.feature,
+        question_slices=schema.slices if schema else None,
+        question_parents=schema.parents if schema else None,
+        class_weights=list(spec.class_weights) if spec.class_weights else None,
+        vote_count_scale=spec.vote_count_scale,
+    )
 
 
 def build_deepshadows_classifier(

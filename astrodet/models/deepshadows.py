@@ -8,12 +8,14 @@ kernel penalties (0.13) are an optimiser setting (weight decay), not part of the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from astrodet.models.freezing import freeze_parameters
+from astrodet.models.checkpoints import read_state_dict
+from astrodet.models.features import FeatureBackbone, describe_features
 from astrodet.models.norms import convert_norm
 
 BLOCK_CHANNELS: tuple[int, ...] = (16, 32, 64)
@@ -33,8 +35,19 @@ class DeepShadowsBlock(nn.Sequential):
         )
 
 
-class DeepShadowsTrunk(nn.Module):
-    """Three DeepShadows blocks; returns the outputs of the blocks in ``out_indices`` (strides 2, 4, 8)."""
+class DeepShadowsTrunk(FeatureBackbone):
+    """Three DeepShadows blocks; returns the outputs of the blocks in ``out_indices`` (strides 2, 4, 8).
+
+    Args:
+        in_chans: number of input bands.
+        out_indices: which blocks' outputs to return (block k has stride 2**(k+1)).
+        dropout: the paper's 0.4 after each block; detection trains better without it.
+        frozen_stages: k freezes the first k blocks (the trunk has no stem: 0 and -1 freeze nothing).
+        norm: ``bn`` (the paper's BatchNorm), ``gn`` or ``frozen_bn`` (see :func:`astrodet.models.norms.convert_norm`).
+        channels: filters of each block.
+        checkpoint: local weights file with the trunk's weights (e.g. a DeepShadows classifier's; extra keys such
+            as its head are ignored, a missing trunk weight is an error rather than a silent random init).
+    """
 
     def __init__(
         self,
@@ -44,6 +57,7 @@ class DeepShadowsTrunk(nn.Module):
         frozen_stages: int = -1,
         norm: str = "bn",
         channels: Sequence[int] = BLOCK_CHANNELS,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         out_indices = tuple(int(i) for i in out_indices)
@@ -54,19 +68,21 @@ class DeepShadowsTrunk(nn.Module):
         convert_norm(self.blocks, norm)
         self.in_chans = in_chans
         self.out_indices = out_indices
-        self.channels: list[int] = [int(channels[i]) for i in out_indices]
-        self.strides: list[int] = [2 ** (i + 1) for i in out_indices]
+        self.feature_info = describe_features(
+            channels=[channels[i] for i in out_indices], strides=[2 ** (i + 1) for i in out_indices]
+        )
+        if checkpoint is not None:
+            self._load_trunk(checkpoint)
         if frozen_stages > len(channels):
             raise ValueError(f"frozen_stages must be in -1..{len(channels)}, got {frozen_stages}")
         # The trunk has no stem: frozen_stages=k freezes the first k blocks (0 and -1 freeze nothing).
-        self._frozen = list(self.blocks[: max(frozen_stages, 0)])
-        freeze_parameters(self._frozen)
+        self.freeze_modules(self.blocks[: max(frozen_stages, 0)])
 
-    def train(self, mode: bool = True) -> DeepShadowsTrunk:
-        super().train(mode)
-        for module in self._frozen:
-            module.eval()
-        return self
+    def _load_trunk(self, checkpoint: str | os.PathLike[str]) -> None:
+        """Load the trunk's weights (wrapper prefixes stripped by the reader); every trunk weight must be there."""
+        missing, _ = self.load_state_dict(read_state_dict(checkpoint), strict=False)
+        if missing:
+            raise ValueError(f"{checkpoint}: no weights for {len(missing)} trunk parameters, e.g. {missing[:3]}")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outputs = []

@@ -8,7 +8,7 @@ Three kinds of target, three heads:
 - *multi-class* (Kim's 6 Galaxy Zoo classes): :class:`PooledLinearHead`, global average pooling + linear, softmax
   cross-entropy; it works at any input size, which a flattening head does not.
 - *vote fractions* (Galaxy Zoo's decision tree): one logit per answer column, grouped by question
-  (``slices`` [start, stop) per question, from ``schemas/gz2_questions.json``). Two losses:
+  (``slices`` [start, stop) per question, from ``astrodet/models/schemas/gz2_questions.json``). Two losses:
   :func:`soft_question_ce`, the cross-entropy of each question's softmax against the observed answer fractions,
   weighted by the fraction of volunteers that reached the question (the Kaggle table's cumulative fractions are
   exactly fraction x reach, so the target is the column itself); and :func:`dirichlet_multinomial_nll`, Zoobot's

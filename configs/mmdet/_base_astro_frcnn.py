@@ -10,11 +10,10 @@ _base_ = [
 ]
 custom_imports = dict(imports=['astrodet.mmdet'], allow_failed_imports=False)
 
-# The embedded default dataset (simulated Clump Scout galaxies, generated on first use into $ASTRODET_CACHE):
-# tools/train_mmdet.py replaces every ann_file='astrodet_default:<split>' with that split's COCO file. For your own
-# data, give data_root/ann_file (dataloaders) and ann_file (evaluators) real paths.
-astrodet_default = 'default'
-data_root = ''  # (mmdet's COCO base sets data/coco/; every dataset below names its own)
+# The embedded default dataset (simulated Clump Scout galaxies) by its catalogue name: AstroCocoDataset and
+# AstroDetectionMetric build it on first use into $ASTRODET_CACHE, so mmdet's own tools/train.py and tools/test.py
+# run this config unchanged. For your own data, give each dataset and evaluator an ann_file (it wins over the name).
+data_root = ''  # (mmdet's COCO base sets data/coco/; AstroCocoDataset reads each COCO file's own folder)
 classes = ('clump', 'odd_clump')
 metainfo = dict(classes=classes)
 num_classes = len(classes)
@@ -78,16 +77,8 @@ test_pipeline = [
 
 
 def _dataset(split, pipeline, **kwargs):
-    # file_name in astrodet's COCO files is relative to the JSON's folder: data_root = that folder, no image prefix.
-    return dict(
-        type='CocoDataset',
-        metainfo=metainfo,
-        data_root='',
-        ann_file='astrodet_default:' + split,
-        data_prefix=dict(img=''),
-        pipeline=pipeline,
-        **kwargs,
-    )
+    # data_root and the image prefix come from the COCO file (astrodet's file_name is relative to the JSON's folder).
+    return dict(type='AstroCocoDataset', dataset='default', split=split, metainfo=metainfo, pipeline=pipeline, **kwargs)
 
 
 train_dataloader = dict(
@@ -112,9 +103,10 @@ test_dataloader = dict(
     dataset=dict(_delete_=True, **_dataset('test', test_pipeline, test_mode=True)),
 )
 # COCO AP with astrodet's area ranges at maxDets [1, 10, 100] + completeness/purity (IoU >= 0.5, score >= 0.3).
-# tools/train_mmdet.py writes the test report (report.json/.md, PNGs) into the work dir.
-val_evaluator = dict(_delete_=True, type='AstroDetectionMetric', ann_file='astrodet_default:val', max_detections=100)
-test_evaluator = dict(_delete_=True, type='AstroDetectionMetric', ann_file='astrodet_default:test', max_detections=100)
+# AstroReportHook writes the test report (report.json/.md, PNGs) into the work dir, under any tool.
+val_evaluator = dict(_delete_=True, type='AstroDetectionMetric', dataset='default', split='val', max_detections=100)
+test_evaluator = dict(_delete_=True, type='AstroDetectionMetric', dataset='default', split='test', max_detections=100)
+custom_hooks = [dict(type='AstroReportHook')]
 
 # Detectron2's schedule: 1500 iterations, linear warm-up over 100 (factor 0.001), lr x0.1 at 1200.
 max_iters = 1500

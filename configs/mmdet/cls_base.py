@@ -1,8 +1,8 @@
 # Shared runtime of astrodet's MMDetection classification configs (cls_*.py): mmengine's iteration loop, logging
-# and checkpoints; the model, data and metric come from astrodet.mmdet.classification (docs/classification.md).
-# Train with tools/train_mmdet.py CONFIG (trains, then tests) or mmengine's Runner.from_cfg(cfg).
+# and checkpoints; the model, data, transforms and metric come from astrodet.mmdet (docs/classification.md).
+# Train with tools/train_mmdet.py CONFIG (trains, then tests), mmdet's tools/train.py or Runner.from_cfg(cfg).
 _base_ = ['mmdet::_base_/default_runtime.py']
-custom_imports = dict(imports=['astrodet.mmdet', 'astrodet.mmdet.classification'], allow_failed_imports=False)
+custom_imports = dict(imports=['astrodet.mmdet'], allow_failed_imports=False)
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000, val_interval=1000)
 val_cfg = dict(type='ValLoop')
@@ -18,5 +18,6 @@ default_hooks = dict(  # mmdet's runtime hooks without its box-drawing visualisa
 )
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)
 randomness = dict(seed=2024)
+custom_hooks = [dict(type='AstroReportHook')]  # the test report (report.json/.md, PNGs) goes into the work dir
 # 8-bit cutouts scaled to [0, 1], as the Detectron2 configs (PIXEL_MEAN 0, PIXEL_STD 255).
 data_preprocessor = dict(type='ImgDataPreprocessor', mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0])

@@ -4,7 +4,7 @@
 # kernels (see optim_wrapper). Data: the 8 labelled DES cutouts of shared/data (train 6 / test 2).
 _base_ = ['./cls_base.py']
 input_size = 64
-sample = 'deepshadows'
+dataset_name = 'deepshadows'
 model = dict(
     type='AstroImageClassifier',
     data_preprocessor={{_base_.data_preprocessor}},
@@ -26,13 +26,13 @@ train_dataloader = dict(
     batch_size=64,
     num_workers=1,
     sampler=dict(type='InfiniteSampler', shuffle=True),  # mmengine pauses 2 s at each restart of a finite one
-    dataset=dict(type='AstroClassificationDataset', sample=sample, split='train', pipeline=train_pipeline),
+    dataset=dict(type='AstroClassificationDataset', dataset=dataset_name, split='train', pipeline=train_pipeline),
 )
 val_dataloader = dict(
     batch_size=64,
     num_workers=1,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='AstroClassificationDataset', sample=sample, split='test', pipeline=test_pipeline),
+    dataset=dict(type='AstroClassificationDataset', dataset=dataset_name, split='test', pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader
 val_evaluator = dict(type='AstroClassificationMetric', seed=2024)

@@ -1,14 +1,14 @@
 # Perseus cluster early-type dwarf candidates, the MMDetection twin of configs/cls_perseus.yaml: a timm ResNet50
 # (Pruitt & Romanowsky's network) + pooled linear head, BCE, AdamW 1e-4, batch 20, 128 px, flips and quarter turns.
 # Data: the shared/data PCC sample through the recipe (astrodet/data/schemas/perseus_binary.yaml), converted into
-# $ASTRODET_CACHE on first use; sample='perseus_all' drops the magnitude cut and balances the classes.
+# $ASTRODET_CACHE on first use; dataset_name='perseus_all' drops the magnitude cut and balances the classes.
 _base_ = ['./cls_base.py']
 input_size = 128
-sample = 'perseus'
+dataset_name = 'perseus'
 model = dict(
     type='AstroImageClassifier',
     data_preprocessor={{_base_.data_preprocessor}},
-    backbone=dict(type='ZoobotEncoder', arch='resnet50', out_indices=(3,)),
+    backbone=dict(type='TimmEncoder', arch='resnet50', out_indices=(3,)),
     head=dict(kind='linear'),
     loss='bce',
     num_classes=2,
@@ -26,19 +26,19 @@ train_dataloader = dict(
     batch_size=20,
     num_workers=1,
     sampler=dict(type='InfiniteSampler', shuffle=True),  # mmengine pauses 2 s at each restart of a finite one
-    dataset=dict(type='AstroClassificationDataset', sample=sample, split='train', pipeline=train_pipeline),
+    dataset=dict(type='AstroClassificationDataset', dataset=dataset_name, split='train', pipeline=train_pipeline),
 )
 val_dataloader = dict(
     batch_size=32,
     num_workers=1,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='AstroClassificationDataset', sample=sample, split='val', pipeline=test_pipeline),
+    dataset=dict(type='AstroClassificationDataset', dataset=dataset_name, split='val', pipeline=test_pipeline),
 )
 test_dataloader = dict(
     batch_size=32,
     num_workers=1,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='AstroClassificationDataset', sample=sample, split='test', pipeline=test_pipeline),
+    dataset=dict(type='AstroClassificationDataset', dataset=dataset_name, split='test', pipeline=test_pipeline),
 )
 val_evaluator = dict(type='AstroClassificationMetric', seed=2024)
 test_evaluator = dict(type='AstroClassificationMetric', seed=2024)

@@ -5,11 +5,11 @@
 # vote regression loss='soft_ce' (fractions) or 'dirichlet' (counts). Zoobot weights: backbone checkpoint='FILE'.
 _base_ = ['./cls_base.py']
 input_size = 224
-sample = 'gz2'
+dataset_name = 'gz2'
 model = dict(
     type='AstroImageClassifier',
     data_preprocessor={{_base_.data_preprocessor}},
-    backbone=dict(type='ZoobotEncoder', arch='convnext_nano', out_indices=(3,)),
+    backbone=dict(type='TimmEncoder', arch='convnext_nano', out_indices=(3,)),
     head=dict(kind='linear', dropout=0.2),
     loss='ce',
     num_classes=2,
@@ -27,19 +27,19 @@ train_dataloader = dict(
     batch_size=32,
     num_workers=1,
     sampler=dict(type='InfiniteSampler', shuffle=True),  # mmengine pauses 2 s at each restart of a finite one
-    dataset=dict(type='AstroClassificationDataset', sample=sample, split='train', pipeline=train_pipeline),
+    dataset=dict(type='AstroClassificationDataset', dataset=dataset_name, split='train', pipeline=train_pipeline),
 )
 val_dataloader = dict(
     batch_size=32,
     num_workers=1,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='AstroClassificationDataset', sample=sample, split='val', pipeline=test_pipeline),
+    dataset=dict(type='AstroClassificationDataset', dataset=dataset_name, split='val', pipeline=test_pipeline),
 )
 test_dataloader = dict(
     batch_size=32,
     num_workers=1,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='AstroClassificationDataset', sample=sample, split='test', pipeline=test_pipeline),
+    dataset=dict(type='AstroClassificationDataset', dataset=dataset_name, split='test', pipeline=test_pipeline),
 )
 val_evaluator = dict(type='AstroClassificationMetric', seed=2024)
 test_evaluator = dict(type='AstroClassificationMetric', seed=2024)

@@ -411,24 +411,24 @@ def test_skip_cut_leaves_out_a_config_cut(tmp_path, shared_data) -> None:
 
 
 def test_missing_sample_data_is_a_clear_error(tmp_path, monkeypatch) -> None:
-    from astrodet.data import samples
+    from astrodet.data import catalogue
 
     monkeypatch.setenv("ASTRODET_SHARED_DATA", str(tmp_path / "nowhere"))
     monkeypatch.setenv("ASTRODET_CACHE", str(tmp_path / "cache"))
     with pytest.raises(AstrodetInputError, match="set ASTRODET_SHARED_DATA"):
-        samples.ensure_sample("perseus")
-    with pytest.raises(KeyError, match="unknown sample"):
-        samples.sample_spec("hubble")
+        catalogue.ensure("perseus")
+    with pytest.raises(KeyError, match="unknown astrodet dataset"):
+        catalogue.recipe("hubble")
 
 
 def test_samples_convert_once_into_the_cache(tmp_path, monkeypatch, shared_data) -> None:
-    from astrodet.data import samples
+    from astrodet.data import catalogue
 
     monkeypatch.setenv("ASTRODET_CACHE", str(tmp_path / "cache"))
-    first = samples.ensure_sample("deepshadows")
-    assert set(first.splits) == {"train", "test"} and all(p.is_file() for p in first.splits.values())
-    ready = first.root / "READY.json"
+    first = catalogue.ensure("deepshadows")
+    assert set(first) == {"train", "test"} and all(p.is_file() for p in first.values())
+    ready = catalogue.folder("deepshadows") / "READY.json"
     stamp = ready.stat().st_mtime_ns
-    second = samples.ensure_sample("deepshadows")
-    assert second.root == first.root and ready.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    second = catalogue.ensure("deepshadows")
+    assert second == first and ready.stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert json.loads(ready.read_text())["summary"].startswith("10 rows in = 8 images out")

@@ -12,9 +12,10 @@ from PIL import Image
 
 from astrodet import cli
 from astrodet.data.coco import load_coco, resolve_image_path
-from astrodet.data.galaxyzoo import convert_galaxyzoo, load_mapping, load_question_schema, vote_columns
+from astrodet.data.galaxyzoo import convert_galaxyzoo, load_mapping
 from astrodet.data.rejects import read_rejects_csv
 from astrodet.errors import AstrodetInputError
+from astrodet.models.schemas import load_question_schema, vote_columns
 
 KIM_IDS = {"Spiral": 1, "Spiral_Barred": 2, "Elliptical": 3, "On_Edge": 4, "Irregular": 5, "Star/Artifact": 6}
 
@@ -72,7 +73,7 @@ def kaggle(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_kim_mapping_labels_keeps_votes_and_reports_every_reject(tmp_path, kaggle) -> None:
     table, images = kaggle
-    summary = convert_galaxyzoo(table, tmp_path / "out" / "gz.json", images_dir=images, center_crop=40)
+    summary = convert_galaxyzoo(table, tmp_path / "out" / "gz.json", images_dir=images, centre_crop=40)
     assert _rejects(summary) == [
         (5, "bad_vote_value"),
         (6, "bad_vote_value"),
@@ -165,8 +166,8 @@ def test_bad_inputs_are_clear_errors(tmp_path, kaggle) -> None:
     bad_map.write_text(json.dumps({"categories": ["A"], "columns": {"Class99.1": "A"}}))
     with pytest.raises(AstrodetInputError, match="not Galaxy Zoo 2 vote columns"):
         convert_galaxyzoo(table, tmp_path / "x.json", images_dir=images, mapping=bad_map)
-    with pytest.raises(AstrodetInputError, match="--center-crop"):
-        convert_galaxyzoo(table, tmp_path / "x.json", images_dir=images, center_crop=0)
+    with pytest.raises(AstrodetInputError, match="--centre-crop"):
+        convert_galaxyzoo(table, tmp_path / "x.json", images_dir=images, centre_crop=0)
     assert cli.main(["convert", "galaxyzoo", "--table", str(odd), "--out", str(tmp_path / "x.json")]) == 2
 
 
@@ -188,7 +189,7 @@ def test_default_mapping_and_schema_are_kims_and_the_kaggle_tree() -> None:
 
 def test_real_gz2_sample(tmp_path, shared_data) -> None:
     table = shared_data / "gz2_kaggle" / "labels.csv"
-    summary = convert_galaxyzoo(table, tmp_path / "gz2.json", center_crop=180, split="train=0.7,val=0.15,test=0.15")
+    summary = convert_galaxyzoo(table, tmp_path / "gz2.json", centre_crop=180, split="train=0.7,val=0.15,test=0.15")
     assert summary.rows_in == 400 and summary.n_rejected == 0
     assert summary.categories == {"non_spirals": 200, "spirals": 200}
     train = load_coco(summary.outputs["train"])

@@ -13,7 +13,7 @@ from astropy.wcs import WCS
 from PIL import Image
 
 from astrodet.cli import main
-from astrodet.data import simulate
+from astrodet.data import simulation
 from astrodet.data.boxstats import box_stats, read_boxes_csv
 from astrodet.data.imaging import celestial_wcs, png_to_fits_pixel
 from astrodet.errors import AstrodetInputError
@@ -35,7 +35,7 @@ def _all_files(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sim") / "ds"
-    summary = simulate.simulate_dataset(out, N_SMALL, seed=3, workers=1, progress=False)
+    summary = simulation.simulate_dataset(out, N_SMALL, seed=3, workers=1, progress=False)
     assert summary.n_galaxies == N_SMALL
     return out
 
@@ -44,20 +44,20 @@ def small(tmp_path_factory) -> Path:
 def sample(tmp_path_factory) -> Path:
     """A couple of hundred galaxies (PNG and tables only) for statistics."""
     out = tmp_path_factory.mktemp("stats") / "ds"
-    simulate.simulate_dataset(out, 160, seed=11, workers=2, progress=False, write_fits=False)
+    simulation.simulate_dataset(out, 160, seed=11, workers=2, progress=False, write_fits=False)
     return out
 
 
 def test_same_seed_same_bytes_whatever_the_workers(small, tmp_path):
     again = tmp_path / "again"
-    simulate.simulate_dataset(again, N_SMALL, seed=3, workers=2, progress=False)
+    simulation.simulate_dataset(again, N_SMALL, seed=3, workers=2, progress=False)
     first, second = _all_files(small), _all_files(again)
     assert sorted(first) == sorted(second)
     assert len([f for f in first if f.startswith("fits/")]) == 3 * N_SMALL
     assert len([f for f in first if f.startswith("images/")]) == N_SMALL
     assert all(first[name] == second[name] for name in first)
     other = tmp_path / "other"
-    simulate.simulate_dataset(other, 2, seed=4, workers=1, progress=False)
+    simulation.simulate_dataset(other, 2, seed=4, workers=1, progress=False)
     assert (other / "boxes.csv").read_bytes() != (small / "boxes.csv").read_bytes()
 
 
@@ -73,7 +73,7 @@ def test_boxes_table_has_exactly_the_clump_scout_format(small):
         assert box["label_text"] == {"1": "clumpy", "2": "clumpy, odd"}[box["label"]]
         assert box["filename"] == f"images/{box['local_ids']}.png"
         assert len(box["local_ids"]) == 12 and box["local_ids"].isdigit()
-        assert int(box["image_id"]) >= simulate.IMAGE_ID_BASE
+        assert int(box["image_id"]) >= simulation.IMAGE_ID_BASE
         width = float(box["x2"]) - float(box["x1"])
         height = float(box["y2"]) - float(box["y1"])
         assert width == pytest.approx(height) and width > 0  # square, like the volunteers' boxes
@@ -135,11 +135,11 @@ def test_labelled_sources_are_visible_in_the_pixels(small):
     galaxies = {g["local_ids"]: g for g in _rows(small / "galaxies.csv")}
     for clump in _rows(small / "clumps.csv"):
         galaxy = galaxies[clump["local_ids"]]
-        assert float(clump["contrast"]) >= simulate.MIN_CONTRAST and float(clump["snr"]) >= simulate.MIN_SNR
-        scale = float(galaxy["pixel_scale"]) / simulate.SDSS_PIXEL
+        assert float(clump["contrast"]) >= simulation.MIN_CONTRAST and float(clump["snr"]) >= simulation.MIN_SNR
+        scale = float(galaxy["pixel_scale"]) / simulation.SDSS_PIXEL
         col = float(galaxy["fits_x"]) + (float(clump["x"]) - 200) * scale
         row = float(galaxy["fits_y"]) - (float(clump["y"]) - 200) * scale
-        radius = 0.7 * float(galaxy["psf_fwhm_arcsec"]) / simulate.SDSS_PIXEL
+        radius = 0.7 * float(galaxy["psf_fwhm_arcsec"]) / simulation.SDSS_PIXEL
         total = sum(fits.getdata(small / "fits" / f"{clump['local_ids']}_{b}.fits").astype(float) for b in "gri")
         corners = np.concatenate([total[:12, :12], total[:12, -12:], total[-12:, :12], total[-12:, -12:]]).ravel()
         sky_sigma = float(1.4826 * np.median(np.abs(corners - np.median(corners))))  # sky only, robust to stars
@@ -161,10 +161,10 @@ def test_star_forming_clumps_are_bluer_than_their_disks(small):
     measured, galaxy_colours = [], []
     for clump in sf:
         galaxy = galaxies[clump["local_ids"]]
-        scale = float(galaxy["pixel_scale"]) / simulate.SDSS_PIXEL
+        scale = float(galaxy["pixel_scale"]) / simulation.SDSS_PIXEL
         col = float(galaxy["fits_x"]) + (float(clump["x"]) - 200) * scale
         row = float(galaxy["fits_y"]) - (float(clump["y"]) - 200) * scale
-        radius = float(galaxy["psf_fwhm_arcsec"]) / simulate.SDSS_PIXEL
+        radius = float(galaxy["psf_fwhm_arcsec"]) / simulation.SDSS_PIXEL
         flux = {}
         for band in "gr":
             image = fits.getdata(small / "fits" / f"{clump['local_ids']}_{band}.fits").astype(float)
@@ -190,8 +190,8 @@ def test_box_statistics_inside_the_real_interquartile_ranges(sample):
 
 def test_rerun_into_the_same_folder_overwrites_cleanly(tmp_path):
     out = tmp_path / "ds"
-    simulate.simulate_dataset(out, 3, seed=5, workers=1, progress=False)
-    simulate.simulate_dataset(out, 2, seed=5, workers=1, progress=False)
+    simulation.simulate_dataset(out, 3, seed=5, workers=1, progress=False)
+    simulation.simulate_dataset(out, 2, seed=5, workers=1, progress=False)
     assert len(list((out / "images").iterdir())) == 2
     assert len(list((out / "fits").iterdir())) == 6
     assert len(_rows(out / "galaxies.csv")) == 2
@@ -204,14 +204,14 @@ def test_rerun_into_the_same_folder_overwrites_cleanly(tmp_path):
 )
 def test_bad_arguments_raise_clear_errors(tmp_path, kwargs, message):
     with pytest.raises(AstrodetInputError, match=message):
-        simulate.simulate_dataset(tmp_path / "ds", **{"seed": 0, **kwargs}, progress=False)
+        simulation.simulate_dataset(tmp_path / "ds", **{"seed": 0, **kwargs}, progress=False)
 
 
 def test_out_pointing_at_a_file_is_refused(tmp_path):
     target = tmp_path / "file.txt"
     target.write_text("x")
     with pytest.raises(AstrodetInputError, match="directory"):
-        simulate.simulate_dataset(target, 1, seed=0, progress=False)
+        simulation.simulate_dataset(target, 1, seed=0, progress=False)
 
 
 def test_cli_simulate_writes_the_dataset(tmp_path, capsys):

@@ -82,7 +82,7 @@ def _assert_same_features(d2_backbone, mm_backbone, in_chans: int = 3) -> None:
 
 def test_zoobot_same_state_dict_same_features() -> None:
     torch.manual_seed(0)
-    d2_backbone = BACKBONE_REGISTRY.get("build_zoobot_backbone")(_d2_cfg("frcnn_zoobot.yaml"), ShapeSpec(channels=3))
+    d2_backbone = BACKBONE_REGISTRY.get("build_timm_backbone")(_d2_cfg("frcnn_zoobot.yaml"), ShapeSpec(channels=3))
     torch.manual_seed(1)  # a different random init: only the loaded state makes them agree
     mm_backbone = MODELS.build(_mmdet_backbone_cfg("frcnn_zoobot.py"))
     state = _random_state(d2_backbone.body, 0.05)
@@ -100,7 +100,7 @@ def test_zoobot_same_checkpoint_file_same_features(tmp_path: Path) -> None:
     torch.save({"state_dict": {f"encoder.{k}": v for k, v in encoder.state_dict().items()}}, checkpoint)
     cfg = _d2_cfg("frcnn_zoobot.yaml")
     cfg.MODEL.ZOOBOT.CHECKPOINT = str(checkpoint)
-    d2_backbone = BACKBONE_REGISTRY.get("build_zoobot_backbone")(cfg, ShapeSpec(channels=3))
+    d2_backbone = BACKBONE_REGISTRY.get("build_timm_backbone")(cfg, ShapeSpec(channels=3))
     mm_cfg = dict(_mmdet_backbone_cfg("frcnn_zoobot.py"), init_cfg=dict(type="Pretrained", checkpoint=str(checkpoint)))
     mm_backbone = MODELS.build(mm_cfg)
     for backbone in (d2_backbone, mm_backbone):  # the file's weights, not a fresh init

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 
-def _run_fresh(code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+def _run_fresh(code: str, **env: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -25,6 +29,31 @@ def test_detectron2_adapter_registers_on_import() -> None:
         "build_zoobot_backbone",
         "build_zoobot_fpn_backbone",
     ]
+
+
+def test_detectron2_registers_every_catalogue_dataset_without_building_or_reading_samples(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    out = _run_fresh(
+        "import astrodet.detectron2\n"
+        "from detectron2.data import DatasetCatalog, MetadataCatalog\n"
+        "from astrodet.data import catalogue\n"
+        "names = [f'astrodet_{n}_{s}' for n in catalogue.names() for s in catalogue.recipe(n).splits]\n"
+        "print(len(names), all(n in DatasetCatalog.list() for n in names))\n"
+        "print(MetadataCatalog.get('astrodet_perseus_train').thing_classes)\n",
+        ASTRODET_CACHE=str(cache),
+        ASTRODET_SHARED_DATA=str(tmp_path / "no_shared_data"),
+    )
+    count, registered = out.splitlines()[0].split()
+    assert int(count) >= 14 and registered == "True"  # default, tiny, perseus, perseus_all, gz2, deepshadows
+    assert out.splitlines()[1] == "['other', 'dE_ETG_candidate']"
+    assert not cache.exists()
+
+
+def test_detectron2_config_module_does_not_import_the_trainers() -> None:
+    out = _run_fresh(
+        "import sys\nimport astrodet.detectron2.config\nprint('astrodet.detectron2.trainer' in sys.modules)"
+    )
+    assert out.strip() == "False"
 
 
 def test_mmdet_adapter_registers_on_import() -> None:

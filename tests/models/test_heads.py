@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from astrodet.data.galaxyzoo import load_question_schema
 from astrodet.models.classifier import (
     ImageClassifier,
     build_deepshadows_classifier,
@@ -28,6 +27,7 @@ from astrodet.models.heads import (
     question_probabilities,
     soft_question_ce,
 )
+from astrodet.models.schemas import load_question_schema
 
 
 def test_deepshadows_classifier_has_the_papers_parameter_count() -> None:

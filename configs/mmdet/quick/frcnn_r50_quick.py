@@ -2,11 +2,11 @@
 # under 2 minutes on a CPU. Mirrors configs/quick_schedules/frcnn_r50_quick.yaml, which also tests on the tiny
 # val split.
 _base_ = ['../frcnn_r50.py']
-astrodet_default = 'tiny'
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False)
-val_dataloader = dict(num_workers=0, persistent_workers=False)
-test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(ann_file='astrodet_default:val'))
-test_evaluator = dict(ann_file='astrodet_default:val')
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(dataset='tiny'))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(dataset='tiny'))
+test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(dataset='tiny', split='val'))
+val_evaluator = dict(dataset='tiny')
+test_evaluator = dict(dataset='tiny', split='val')
 max_iters = 10
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = []  # constant lr: no warm-up, no steps

@@ -101,13 +101,14 @@ def test_a_new_backbone_is_one_module_one_registration_one_config(
 
     from astrodet.detectron2 import AstroTrainer, add_astrodet_config, prepare_datasets
     from astrodet.detectron2.backbones import CoreBackbone, with_fpn
+    from astrodet.models import FeatureBackbone, describe_features
 
-    class TinyNet(nn.Module):  # 1. the module: a list of features plus their channels and strides
+    class TinyNet(FeatureBackbone):  # 1. the module: a list of features, described once
         def __init__(self, in_chans: int) -> None:
             super().__init__()
             self.stem = nn.Sequential(nn.Conv2d(in_chans, 8, 3, stride=4, padding=1), nn.ReLU())
             self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
-            self.channels, self.strides = [8, 16], [4, 8]
+            self.feature_info = describe_features(channels=[8, 16], strides=[4, 8])
 
         def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
             a = self.stem(x)

@@ -1,4 +1,4 @@
-"""The Zoobot-style encoder: shapes, band counts, local checkpoints, freezing, norm swaps."""
+"""The timm encoder: shapes, feature description, band counts, local checkpoints, freezing, norm swaps."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import timm
 import torch
 from torch import nn
 
-from astrodet.models import ZoobotEncoder
+from astrodet import models
+from astrodet.models import FeatureSpec, TimmEncoder
 from astrodet.models.checkpoints import read_state_dict
 
 
 def test_convnext_nano_gives_four_strides() -> None:
-    encoder = ZoobotEncoder("convnext_nano").eval()
+    encoder = TimmEncoder("convnext_nano").eval()
     features = encoder(torch.zeros(1, 3, 64, 64))
     assert encoder.strides == [4, 8, 16, 32]
     assert encoder.channels == [80, 160, 320, 640]
@@ -22,8 +23,18 @@ def test_convnext_nano_gives_four_strides() -> None:
     assert [64 // f.shape[-1] for f in features] == encoder.strides
 
 
+def test_feature_info_describes_the_outputs_once() -> None:
+    encoder = TimmEncoder("resnet18", out_indices=(0, 2))
+    assert encoder.feature_info == [FeatureSpec("stage2", 64, 4), FeatureSpec("stage4", 256, 16)]
+    assert encoder.channels == [64, 256] and encoder.strides == [4, 16]
+
+
+def test_zoobot_encoder_is_the_old_name_of_timm_encoder() -> None:
+    assert models.ZoobotEncoder is TimmEncoder
+
+
 def test_resnet_skips_its_stride_two_stem_feature_and_takes_five_bands() -> None:
-    encoder = ZoobotEncoder("resnet18", in_chans=5, out_indices=(1, 3)).eval()
+    encoder = TimmEncoder("resnet18", in_chans=5, out_indices=(1, 3)).eval()
     features = encoder(torch.zeros(2, 5, 64, 64))
     assert encoder.strides == [8, 32]
     assert [tuple(f.shape) for f in features] == [(2, 128, 8, 8), (2, 512, 2, 2)]
@@ -31,7 +42,7 @@ def test_resnet_skips_its_stride_two_stem_feature_and_takes_five_bands() -> None
 
 def test_bad_out_indices_are_refused() -> None:
     with pytest.raises(ValueError, match="out_indices"):
-        ZoobotEncoder("resnet18", out_indices=(4,))
+        TimmEncoder("resnet18", out_indices=(4,))
 
 
 @pytest.mark.parametrize("prefix", ["", "encoder.", "model.encoder."])
@@ -41,7 +52,7 @@ def test_loads_local_checkpoint_with_wrapper_prefixes(tmp_path: Path, prefix: st
     state = {prefix + k: v for k, v in source.state_dict().items()}
     path = tmp_path / "encoder.ckpt"
     torch.save({"state_dict": state}, path)
-    encoder = ZoobotEncoder("resnet18", checkpoint=path)
+    encoder = TimmEncoder("resnet18", checkpoint=path)
     assert torch.equal(encoder.body.layer4[1].conv2.weight, source.layer4[1].conv2.weight)
     assert torch.equal(encoder.body.conv1.weight, source.conv1.weight)
 
@@ -50,7 +61,7 @@ def test_checkpoint_adapts_to_more_bands(tmp_path: Path) -> None:
     source = timm.create_model("resnet18", num_classes=0)
     path = tmp_path / "encoder.pth"
     torch.save(source.state_dict(), path)
-    encoder = ZoobotEncoder("resnet18", in_chans=5, checkpoint=path)
+    encoder = TimmEncoder("resnet18", in_chans=5, checkpoint=path)
     assert encoder.body.conv1.weight.shape[1] == 5
     # Deeper layers are copied exactly; only the first conv is adapted by timm.
     assert torch.equal(encoder.body.layer2[0].conv1.weight, source.layer2[0].conv1.weight)
@@ -62,7 +73,7 @@ def test_missing_checkpoint_file_is_named(tmp_path: Path) -> None:
 
 
 def test_frozen_stages_stop_gradients_and_stay_in_eval() -> None:
-    encoder = ZoobotEncoder("resnet18", frozen_stages=1)
+    encoder = TimmEncoder("resnet18", frozen_stages=1)
     encoder.train()
     assert not any(p.requires_grad for p in encoder.body.conv1.parameters())
     assert not any(p.requires_grad for p in encoder.body.layer1.parameters())
@@ -72,13 +83,13 @@ def test_frozen_stages_stop_gradients_and_stay_in_eval() -> None:
 
 
 def test_frozen_stem_only() -> None:
-    encoder = ZoobotEncoder("convnext_nano", frozen_stages=0)
+    encoder = TimmEncoder("convnext_nano", frozen_stages=0)
     assert not any(p.requires_grad for p in encoder.body.stem_0.parameters())
     assert all(p.requires_grad for p in encoder.body.stages_0.parameters())
 
 
 def test_group_norm_swap_leaves_no_batchnorm() -> None:
-    encoder = ZoobotEncoder("resnet18", norm="gn")
+    encoder = TimmEncoder("resnet18", norm="gn")
     assert not any(isinstance(m, nn.BatchNorm2d) for m in encoder.modules())
     assert any(isinstance(m, nn.GroupNorm) for m in encoder.modules())
     # Batch-independent: one image gives the same features alone as inside a batch.
@@ -91,4 +102,4 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "resnet18.pth"
     torch.save(timm.create_model("resnet18", num_classes=0).state_dict(), path)
     with pytest.raises(ValueError, match=r"not a timm 'convnext_nano' encoder checkpoint"):
-        ZoobotEncoder("convnext_nano", checkpoint=path)
+        TimmEncoder("convnext_nano", checkpoint=path)

@@ -21,21 +21,15 @@ from detectron2.modeling import build_model
 from detectron2.structures import Instances
 from PIL import Image
 
-from astrodet.data.galaxyzoo import convert_galaxyzoo, vote_columns
-from astrodet.detectron2 import add_astrodet_config
-from astrodet.detectron2.classification import (
-    AstroImageClassifier,
-    ClassificationEvaluator,
-    ClassificationMapper,
-    ClassificationTrainer,
-    prepare_classification_datasets,
-    trainer_class,
-)
-from astrodet.detectron2.trainer import AstroTrainer
+from astrodet.data.galaxyzoo import convert_galaxyzoo
+from astrodet.detectron2 import add_astrodet_config, prepare_datasets
+from astrodet.detectron2.classification import AstroImageClassifier, ClassificationEvaluator, ClassificationMapper
+from astrodet.detectron2.trainer import AstroTrainer, ClassificationTrainer, trainer_class
 from astrodet.models.classifier import count_trainable
+from astrodet.models.schemas import vote_columns
 from tests.conftest import REPO, astrodet_cache_env
 
-# tools/train_net.py picks the trainer with astrodet.detectron2.classification.trainer_class (docs/classification.md);
+# tools/train_net.py picks the trainer with astrodet.detectron2.trainer.trainer_class (docs/classification.md);
 TRAIN_NET = REPO / "tools" / "train_net.py"
 
 
@@ -158,10 +152,10 @@ def test_registered_vote_dataset_trains_with_soft_ce(tmp_path: Path) -> None:
         "MODEL.CLASSIFIER.LOSS", "soft_ce",
         "MODEL.CLASSIFIER.NUM_CLASSES", "6",
         "ASTRODET.CLS.INPUT_SIZE", "32",
-        "ASTRODET.CLS.REGISTER", f'[["gz_votes", "{summary.outputs["all"]}"]]',
+        "ASTRODET.REGISTER", f'[["gz_votes", "{summary.outputs["all"]}"]]',
         "DATASETS.TEST", '("gz_votes",)',
     )  # fmt: skip
-    prepare_classification_datasets(cfg)
+    prepare_datasets(cfg)
     records = DatasetCatalog.get("gz_votes")
     assert len(records[0]["vote_fractions"]) == 37
     model = build_model(cfg)

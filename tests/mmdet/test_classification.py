@@ -18,7 +18,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import astrodet.mmdet.classification as mmcls
+from astrodet.mmdet.datasets import AstroClassificationDataset
+from astrodet.mmdet.metrics import AstroClassificationMetric
 from astrodet.models.classifier import count_trainable
 from tests.conftest import REPO, astrodet_cache_env
 
@@ -51,7 +52,7 @@ def test_registered_on_import_from_a_fresh_process() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [
-        "MMAstroImageClassifier",
+        "AstroImageClassifier",
         "AstroClassificationDataset",
         "AstroClassificationMetric",
         "LoadCutout",
@@ -105,8 +106,8 @@ def test_same_weights_and_pixels_give_the_same_outputs_as_detectron2(cls_cache: 
 
     records = DatasetCatalog.get("astrodet_deepshadows_test")
     d2_inputs = [ClassificationMapper(cfg, is_train=False)(r) for r in records]
-    dataset = mmcls.AstroClassificationDataset(
-        sample="deepshadows", split="test", pipeline=mm_cfg.test_dataloader.dataset.pipeline
+    dataset = AstroClassificationDataset(
+        dataset="deepshadows", split="test", pipeline=mm_cfg.test_dataloader.dataset.pipeline
     )
     mm_items = [dataset[i] for i in range(len(dataset))]
     by_id = {item["data_samples"].img_id: item for item in mm_items}
@@ -124,21 +125,21 @@ def test_same_weights_and_pixels_give_the_same_outputs_as_detectron2(cls_cache: 
 
 def test_dataset_metainfo_and_pipeline(cls_cache: Path) -> None:
     _, cfg = _build_model("cls_perseus_quick.py")
-    dataset = mmcls.AstroClassificationDataset(
-        sample="perseus", split="train", pipeline=cfg.train_dataloader.dataset.pipeline
+    dataset = AstroClassificationDataset(
+        dataset="perseus", split="train", pipeline=cfg.train_dataloader.dataset.pipeline
     )
     assert dataset.metainfo["classes"] == ("other", "dE_ETG_candidate")
     item = dataset[0]
     assert item["inputs"].shape == (3, 64, 64) and item["inputs"].dtype == torch.float32
     assert int(item["data_samples"].gt_label) in (0, 1)
     with pytest.raises(ValueError, match="differ from the config's metainfo"):
-        mmcls.AstroClassificationDataset(sample="perseus", split="train", metainfo={"classes": ("a", "b")})
+        AstroClassificationDataset(dataset="perseus", split="train", metainfo={"classes": ("a", "b")})
     with pytest.raises(ValueError, match="give split="):
-        mmcls.AstroClassificationDataset(sample="perseus")
+        AstroClassificationDataset(dataset="perseus")
 
 
 def test_metric_computes_and_writes_the_report(tmp_path: Path) -> None:
-    metric = mmcls.AstroClassificationMetric(output_dir=str(tmp_path), n_bootstrap=20, meta={"config": "x"})
+    metric = AstroClassificationMetric(output_dir=str(tmp_path), n_bootstrap=20, meta={"config": "x"})
     metric.dataset_meta = {"classes": ("artifact", "LSBG")}
     samples = [
         {"img_id": i, "gt_label": torch.tensor(label), "pred_score": torch.tensor([1 - p, p])}

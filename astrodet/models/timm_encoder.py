@@ -1,8 +1,9 @@
-"""Zoobot-style galaxy encoder: a timm convnet that gives multi-scale features for detection and classification.
+"""Any timm convnet as a multi-scale encoder, for detection and classification.
 
-Zoobot (Walmsley et al. 2023) publishes its encoders as plain timm models (ConvNeXt, ResNet, EfficientNet, ...),
-pretrained on Galaxy Zoo votes. Any timm ``features_only`` architecture works here; weights come from a local file
-(a Zoobot encoder, a timm checkpoint or a Lightning checkpoint), never from a hub at run time.
+``TimmEncoder`` wraps a timm ``features_only`` model (ConvNeXt, ResNet, EfficientNet, ...) and returns its
+stride-4/8/16/32 features. Zoobot (Walmsley et al. 2023) publishes its galaxy encoders as plain timm models, so a
+Zoobot encoder is one checkpoint format it loads (with timm and Lightning checkpoints, see
+:func:`astrodet.models.checkpoints.read_state_dict`); weights come from a local file, never from a hub at run time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from astrodet.models.checkpoints import read_state_dict
-from astrodet.models.freezing import freeze_parameters
+from astrodet.models.features import FeatureBackbone, describe_features
 from astrodet.models.norms import convert_norm
 
 # Feature strides this encoder exposes, finest first; ``out_indices`` index into this tuple.
@@ -36,14 +37,14 @@ def check_encoder_keys(arch: str, state: dict[str, torch.Tensor], source: str | 
         )
 
 
-class ZoobotEncoder(nn.Module):
+class TimmEncoder(FeatureBackbone):
     """A timm encoder returning features at strides 4, 8, 16, 32 (or the subset in ``out_indices``).
 
     Args:
         arch: timm model name (Zoobot's default encoder architecture is ``convnext_nano``).
         in_chans: number of input bands; a 3-band checkpoint is adapted by timm for other counts.
         out_indices: which of the stride-4/8/16/32 stages to return.
-        checkpoint: local weights file (timm or Zoobot encoder state dict, or Lightning checkpoint).
+        checkpoint: local weights file (a Zoobot encoder or timm state dict, or a Lightning checkpoint).
         frozen_stages: -1 trains everything; 0 freezes the stem; k freezes the stem and the first k stages.
         norm: ``model`` keeps the architecture's own norm layers (LayerNorm for ConvNeXt); ``gn`` swaps BatchNorm
             for GroupNorm (trains from scratch at batch 1-2); ``frozen_bn`` freezes BatchNorm statistics.
@@ -86,12 +87,12 @@ class ZoobotEncoder(nn.Module):
         self.out_indices = out_indices
         self._feature_indices = [stage_feature[i] for i in out_indices]
         all_channels = self.body.feature_info.channels()
-        self.channels: list[int] = [all_channels[j] for j in self._feature_indices]
-        self.strides: list[int] = [STAGE_STRIDES[i] for i in out_indices]
+        self.feature_info = describe_features(
+            channels=[all_channels[j] for j in self._feature_indices], strides=[STAGE_STRIDES[i] for i in out_indices]
+        )
         convert_norm(self.body, norm)
         self.frozen_stages = frozen_stages
-        self._frozen = self._modules_to_freeze(frozen_stages, stage_feature)
-        freeze_parameters(self._frozen)
+        self.freeze_modules(self._modules_to_freeze(frozen_stages, stage_feature))
 
     def _modules_to_freeze(self, frozen_stages: int, stage_feature: list[int]) -> list[nn.Module]:
         """The stem plus the first ``frozen_stages`` stages, as top-level modules of timm's feature wrapper."""
@@ -109,12 +110,6 @@ class ZoobotEncoder(nn.Module):
             last = module_names[stage_feature[frozen_stages - 1]]
             stop = next(i for i, (name, _) in enumerate(children) if name == last) + 1
         return [module for _, module in children[:stop]]
-
-    def train(self, mode: bool = True) -> ZoobotEncoder:
-        super().train(mode)
-        for module in self._frozen:
-            module.eval()
-        return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = self.body(x)

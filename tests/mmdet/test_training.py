@@ -1,4 +1,6 @@
-"""End-to-end MMDetection runs on the tiny default dataset: tools/train_mmdet.py, resuming, two CPU processes."""
+"""End-to-end MMDetection runs on the tiny default dataset: tools/train_mmdet.py (training, resuming, --eval-only,
+two CPU processes), mmdet's own tools/train.py and tools/test.py on the same configs, and checkpoints that would run
+code refused on every route a user can name one."""
 
 from __future__ import annotations
 
@@ -11,25 +13,33 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("mmdet")
+
+import mmdet
 
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
 QUICK = REPO / "configs" / "mmdet" / "quick"
+# mmdet's own tools/train.py and tools/test.py are scripts, not modules: the wheel ships them under .mim/tools.
+MMDET_TOOLS = Path(mmdet.__file__).parent / ".mim" / "tools"
+
+
+def _run(cache: Path, cmd: list[str], cwd: Path, expect: int = 0) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ASTRODET_CACHE=str(cache))
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
+    assert result.returncode == expect, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
 
 
 def _train_mmdet(
-    cache: Path, config: Path, work_dir: Path, *extra: str, launcher: list[str] | None = None
+    cache: Path, config: Path, work_dir: Path, *extra: str, launcher: list[str] | None = None, expect: int = 0
 ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ASTRODET_CACHE=str(cache))
     cmd = [*(launcher or [sys.executable]), str(REPO / "tools" / "train_mmdet.py"), str(config)]
-    cmd += ["--work-dir", str(work_dir), *extra]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=work_dir.parent)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return _run(cache, [*cmd, "--work-dir", str(work_dir), *extra], cwd=work_dir.parent, expect=expect)
 
 
 def _logged(work_dir: Path) -> tuple[list[dict], dict]:
@@ -49,7 +59,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> Pat
 def test_quick_config_trains_validates_tests_and_reports(quick_run: Path, tiny_cache: Path) -> None:
     report = json.loads((quick_run / "report.json").read_text())
     meta = report["meta"]
-    assert meta["framework"] == "mmdet" and meta["backbone"] == "ZoobotEncoder" and meta["max_iters"] == 10
+    assert meta["framework"] == "mmdet" and meta["backbone"] == "TimmEncoder" and meta["max_iters"] == 10
     assert meta["dataset"].startswith(str(tiny_cache)) and meta["dataset"].endswith("clumps_val.json")
     assert set(report["coco"]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl", "per_class", "params"}
     assert report["coco"]["params"]["max_dets"] == [1, 10, 100]
@@ -103,6 +113,81 @@ def test_resume_on_a_finished_run_reevaluates_it(quick_run: Path, tiny_cache: Pa
     for report in (first, second):
         report.pop("meta")
     assert second == first
+
+
+def _without_meta(work_dir: Path) -> dict:
+    report = json.loads((work_dir / "report.json").read_text())
+    report.pop("meta")
+    return report
+
+
+def test_eval_only_writes_the_report_from_a_checkpoint(quick_run: Path, tiny_cache: Path, tmp_path: Path) -> None:
+    """Checkpoint in, report out (as Detectron2's --eval-only): nothing trains, the report is the training run's."""
+    work_dir = tmp_path / "eval"
+    config = QUICK / "frcnn_zoobot_quick.py"
+    result = _train_mmdet(tiny_cache, config, work_dir, "--eval-only", "--checkpoint", str(quick_run / "iter_10.pth"))
+    assert "Iter(train)" not in result.stdout + result.stderr and not list(work_dir.glob("iter_*.pth"))
+    assert _without_meta(work_dir) == _without_meta(quick_run)
+    assert json.loads((work_dir / "report.json").read_text())["meta"]["config"] == str(config)
+
+
+@pytest.mark.skipif(not (MMDET_TOOLS / "train.py").is_file(), reason=f"mmdet's tools are not in {MMDET_TOOLS}")
+def test_mmdet_own_tools_train_and_test_a_shipped_config_with_the_report(tiny_cache: Path, tmp_path: Path) -> None:
+    """The config runs unchanged under mmdet's tools/train.py, and tools/test.py writes astrodet's report."""
+    config = str(QUICK / "frcnn_zoobot_quick.py")
+    train_dir, test_dir = tmp_path / "train", tmp_path / "test"
+    train = [sys.executable, str(MMDET_TOOLS / "train.py"), config, "--work-dir", str(train_dir), "--cfg-options"]
+    train += ["train_cfg.max_iters=2", "train_cfg.val_interval=2", "default_hooks.checkpoint.interval=2"]
+    _run(tiny_cache, train, tmp_path)
+    checkpoint = train_dir / "iter_2.pth"
+    assert checkpoint.is_file() and not (train_dir / "report.json").exists()  # mmdet's train.py does not test
+    test = [sys.executable, str(MMDET_TOOLS / "test.py"), config, str(checkpoint), "--work-dir", str(test_dir)]
+    _run(tiny_cache, test, tmp_path)
+    report = json.loads((test_dir / "report.json").read_text())
+    meta = report["meta"]
+    assert meta["framework"] == "mmdet" and meta["config"] == config and meta["backbone"] == "TimmEncoder"
+    assert meta["dataset"].startswith(str(tiny_cache)) and meta["dataset"].endswith("clumps_val.json")
+    gt = json.loads(Path(meta["dataset"]).read_text())
+    assert report["n_true"] == len(gt["annotations"]) > 0 and report["n_images"] == len(gt["images"])
+    assert report["coco"]["params"]["area_ranges"]["small"] == [0.0, 169.0]
+    for png in ("pr_curve.png", "threshold_curves.png", "bins.png", "examples.png"):
+        assert (test_dir / png).stat().st_size > 10_000
+    (logged,) = test_dir.glob("*/*.json")  # mmengine's record of the test metrics: the report's
+    assert json.loads(logged.read_text())["astro/completeness"] == report["completeness"]
+
+
+class _CreatesAFile:
+    """Unpickling this would create ``marker``: what a crafted checkpoint could do with any code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("route", ["load_from", "--resume", "--checkpoint", "init_cfg"])
+def test_a_checkpoint_that_would_run_code_is_refused_on_every_route(
+    route: str, tiny_cache: Path, tmp_path: Path
+) -> None:
+    marker, evil = tmp_path / "MARKER", tmp_path / "weights.pth"
+    torch.save({"state_dict": {}, "meta": _CreatesAFile(marker)}, evil)
+    config, extra = QUICK / "frcnn_r50_quick.py", []
+    if route == "load_from":
+        extra = ["--cfg-options", f"load_from={evil}"]
+    elif route == "--resume":
+        extra = ["--resume", str(evil)]
+    elif route == "--checkpoint":
+        extra = ["--eval-only", "--checkpoint", str(evil)]
+    else:  # mmdet's ResNet reads its Pretrained init_cfg through mmengine's checkpoint loader
+        config = tmp_path / "pretrained.py"
+        pretrained = dict(_delete_=True, type="Pretrained", checkpoint=str(evil))  # replaces the base's None
+        base = str(QUICK / "frcnn_r50_quick.py")
+        config.write_text(f"_base_ = [{base!r}]\nmodel = dict(backbone=dict(init_cfg={pretrained!r}))\n")
+    result = _train_mmdet(tiny_cache, config, tmp_path / "work", *extra, expect=2)
+    log = result.stdout + result.stderr
+    assert f"{evil}: refused" in log and "Traceback" not in log
+    assert not marker.exists()
 
 
 def _free_port() -> int:

@@ -1,7 +1,9 @@
-"""The Detectron2 adapter: backbones behind FPN, configs, augmentations, evaluation settings."""
+"""The Detectron2 adapter: backbones behind FPN, configs, augmentations, evaluation settings, dataset registration
+and the Detectron2 patches (astrodet/detectron2/compat.py)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +14,15 @@ pytest.importorskip("detectron2")
 
 from detectron2.config import get_cfg
 from detectron2.data import transforms as T
+from detectron2.engine import defaults as d2_defaults
 from detectron2.evaluation import coco_evaluation as d2_coco_evaluation
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, build_model
 
 import astrodet.detectron2  # noqa: F401  (registers)
-from astrodet.detectron2 import add_astrodet_config
+from astrodet.detectron2 import add_astrodet_config, compat
 from astrodet.detectron2.augment import Rot90Transform
-from astrodet.evaluation.coco_params import ASTRODET_AREA_RANGES, patched_cocoeval
+from astrodet.evaluation.coco_params import ASTRODET_AREA_RANGES
 from tests.conftest import REPO
 
 CONFIGS = REPO / "configs"
@@ -42,10 +45,11 @@ def _check_fpn(builder: str, cfg, expected: dict[str, int]) -> None:
     assert {k: tuple(v.shape) for k, v in out.items()} == {k: (1, 32, 64 // s, 64 // s) for k, s in expected.items()}
 
 
-def test_zoobot_fpn_gives_p2_to_p6() -> None:
+@pytest.mark.parametrize("builder", ["build_timm_fpn_backbone", "build_zoobot_fpn_backbone"])  # new and old name
+def test_timm_fpn_gives_p2_to_p6(builder: str) -> None:
     cfg = _cfg(None, "MODEL.FPN.OUT_CHANNELS", 32, "MODEL.ZOOBOT.ARCH", "resnet18")
     cfg.MODEL.FPN.IN_FEATURES = ["stage2", "stage3", "stage4", "stage5"]
-    _check_fpn("build_zoobot_fpn_backbone", cfg, {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64})
+    _check_fpn(builder, cfg, {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64})
 
 
 def test_deepshadows_fpn_gives_p1_to_p4() -> None:
@@ -54,9 +58,10 @@ def test_deepshadows_fpn_gives_p1_to_p4() -> None:
     _check_fpn("build_deepshadows_fpn_backbone", cfg, {"p1": 2, "p2": 4, "p3": 8, "p4": 16})
 
 
-def test_freeze_at_maps_to_frozen_stages() -> None:
+@pytest.mark.parametrize("builder", ["build_timm_backbone", "build_zoobot_backbone"])  # new and old name
+def test_freeze_at_maps_to_frozen_stages(builder: str) -> None:
     cfg = _cfg(None, "MODEL.ZOOBOT.ARCH", "resnet18", "MODEL.BACKBONE.FREEZE_AT", 2)
-    backbone = BACKBONE_REGISTRY.get("build_zoobot_backbone")(cfg, ShapeSpec(channels=3))
+    backbone = BACKBONE_REGISTRY.get(builder)(cfg, ShapeSpec(channels=3))
     body = backbone.body.body
     assert not any(p.requires_grad for p in body.layer1.parameters())  # stem + stage2 (stride 4) frozen
     assert all(p.requires_grad for p in body.layer2.parameters())
@@ -114,7 +119,7 @@ def test_cocoeval_uses_astrodet_area_ranges_only_inside_the_evaluation() -> None
         "categories": [{"id": 1, "name": "c"}],
     }
     gt.createIndex()
-    with patched_cocoeval(d2_coco_evaluation, ("COCOeval", "COCOevalMaxDets"), 100):
+    with compat.astrodet_cocoeval(100):
         coco_eval = d2_coco_evaluation.COCOeval(gt, gt, "bbox")
     assert coco_eval.params.areaRng == [list(map(float, r)) for r in ASTRODET_AREA_RANGES.values()]
     assert d2_coco_evaluation.COCOeval is original
@@ -124,7 +129,7 @@ def test_user_registered_coco_file_gets_its_class_names(tmp_path: Path) -> None:
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
     from astrodet.data.coco import CocoBuilder, write_coco
-    from astrodet.detectron2 import register_user_coco_file
+    from astrodet.detectron2 import register_coco_file
 
     builder = CocoBuilder()
     builder.add_category("lsbg")
@@ -132,8 +137,38 @@ def test_user_registered_coco_file_gets_its_class_names(tmp_path: Path) -> None:
     image_id = builder.add_image("a.png", 64, 64)
     builder.add_annotation(image_id, [1, 2, 10, 12], 2)
     path = write_coco(builder.to_dict(), tmp_path / "set.json")
-    register_user_coco_file("astrodet_test_user_set", path)
+    register_coco_file("astrodet_test_user_set", path)
     assert MetadataCatalog.get("astrodet_test_user_set").thing_classes == ["lsbg", "artifact"]
     (record,) = DatasetCatalog.get("astrodet_test_user_set")
     assert record["file_name"] == str(tmp_path / "a.png")
     assert record["annotations"][0]["category_id"] == 1  # contiguous id of "artifact"
+
+
+def test_cpu_ddp_patch_drops_device_ids_only_on_cpu_and_only_inside() -> None:
+    original = d2_defaults.create_ddp_model
+    with compat.cpu_ddp("cpu"):
+        assert d2_defaults.create_ddp_model.keywords == {"device_ids": None}
+        assert d2_defaults.create_ddp_model.func is original
+    assert d2_defaults.create_ddp_model is original
+    with compat.cpu_ddp("cuda:0"):
+        assert d2_defaults.create_ddp_model is original
+
+
+def test_version_guard_accepts_the_tested_detectron2_and_warns_once_otherwise() -> None:
+    import detectron2
+
+    assert compat.is_tested(detectron2.__version__)
+    with pytest.warns(RuntimeWarning, match=r"found 9\.1\.0; these patches may break: .*create_ddp_model"):
+        assert compat.check_detectron2_version("9.1.0") is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert compat.check_detectron2_version("9.1.0") is False  # once per version
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("ASTRODET.CLS.REGISTER", "ASTRODET.REGISTER"), ("ASTRODET.CLS.CENTER_CROP", "ASTRODET.CLS.CENTRE_CROP")],
+)
+def test_renamed_keys_name_their_new_spelling(old: str, new: str) -> None:
+    with pytest.raises(KeyError, match=f"{old} was renamed to {new}"):
+        _cfg(None, old, "[]" if old.endswith("REGISTER") else "10")

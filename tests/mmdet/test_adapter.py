@@ -1,11 +1,14 @@
-"""The MMDetection adapter: registration, backbones' mmdet conventions, the shipped configs, RandomRot90, datasets."""
+"""The MMDetection adapter: registration, backbones' mmdet conventions, the shipped configs, RandomRot90, datasets,
+the report hook."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -16,7 +19,7 @@ import yaml
 
 pytest.importorskip("mmdet")
 
-from mmdet.registry import DATASETS, MODELS
+from mmdet.registry import DATASETS, METRICS, MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.utils import register_all_modules
@@ -24,7 +27,11 @@ from mmengine.config import Config
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import astrodet.mmdet  # noqa: F401  (registers)
-from astrodet.mmdet.datasets import resolve_default_datasets
+from astrodet.data import catalogue
+from astrodet.errors import AstrodetInputError
+from astrodet.mmdet.datasets import AstroCocoDataset
+from astrodet.mmdet.hooks import AstroReportHook
+from astrodet.mmdet.metrics import AstroDetectionMetric
 from astrodet.mmdet.transforms import RandomRot90
 from tests.conftest import REPO
 
@@ -43,14 +50,14 @@ def test_registers_every_module_on_import_in_a_fresh_process() -> None:
     code = (
         "import astrodet.mmdet\n"
         "from mmdet.registry import METRICS, MODELS, TRANSFORMS\n"
-        "print(MODELS.get('ZoobotEncoder').__name__, MODELS.get('DeepShadowsTrunk').__name__,\n"
+        "print(MODELS.get('TimmEncoder').__name__, MODELS.get('DeepShadowsTrunk').__name__,\n"
         "      METRICS.get('AstroDetectionMetric').__module__, TRANSFORMS.get('RandomRot90').__module__)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == [
-        "MMZoobotEncoder",
-        "MMDeepShadowsTrunk",
+        "TimmEncoder",
+        "DeepShadowsTrunk",
         "astrodet.mmdet.metrics",
         "astrodet.mmdet.transforms",
     ]
@@ -67,6 +74,10 @@ def test_backbone_from_the_config_feeds_its_fpn(config: str) -> None:
     assert [tuple(o.shape) for o in outs] == expected
 
 
+def test_zoobot_encoder_is_the_old_registry_name_of_timm_encoder() -> None:
+    assert MODELS.get("ZoobotEncoder") is MODELS.get("TimmEncoder")
+
+
 def test_norm_eval_keeps_batchnorm_in_eval_mode_but_trainable() -> None:
     trunk = MODELS.build(dict(type="DeepShadowsTrunk", norm="bn", norm_eval=True))
     trunk.train()
@@ -80,7 +91,7 @@ def test_norm_eval_keeps_batchnorm_in_eval_mode_but_trainable() -> None:
 
 
 def test_frozen_stages() -> None:
-    encoder = MODELS.build(dict(type="ZoobotEncoder", arch="resnet18", frozen_stages=1))
+    encoder = MODELS.build(dict(type="TimmEncoder", arch="resnet18", frozen_stages=1))
     timm_model = encoder.body.body
     assert not any(p.requires_grad for p in timm_model.conv1.parameters())  # stem
     assert not any(p.requires_grad for p in timm_model.layer1.parameters())  # stride-4 stage
@@ -97,7 +108,7 @@ def test_init_cfg_pretrained_loads_a_local_file_and_survives_init_weights(tmp_pa
     checkpoint = tmp_path / "resnet18.pth"
     torch.save(weights, checkpoint)
     pretrained = dict(type="Pretrained", checkpoint=str(checkpoint))
-    encoder = MODELS.build(dict(type="ZoobotEncoder", arch="resnet18", init_cfg=pretrained))
+    encoder = MODELS.build(dict(type="ZoobotEncoder", arch="resnet18", init_cfg=pretrained))  # the old name
     assert torch.equal(encoder.body.body.conv1.weight, weights["conv1.weight"])
     assert torch.equal(encoder.body.body.layer4[1].conv2.weight, weights["layer4.1.conv2.weight"])
 
@@ -156,13 +167,15 @@ def test_shipped_configs_are_consistent(path: Path) -> None:
     assert cfg.model.test_cfg.rcnn.score_thr == 0.05
     for phase in ("train", "val", "test"):
         dataset = cfg[f"{phase}_dataloader"].dataset
-        assert dataset.type == "CocoDataset" and dataset.metainfo == dict(classes=("clump", "odd_clump"))
-        assert dataset.data_prefix == dict(img="") and dataset.ann_file.startswith("astrodet_default:")
+        assert dataset.type == "AstroCocoDataset" and dataset.metainfo == dict(classes=("clump", "odd_clump"))
+        assert dataset.dataset in ("default", "tiny") and "ann_file" not in dataset  # a catalogue name, no path
     assert cfg.train_dataloader.dataset.filter_cfg == dict(filter_empty_gt=False)
     for phase in ("val", "test"):
         evaluator = cfg[f"{phase}_evaluator"]
         assert evaluator.type == "AstroDetectionMetric" and evaluator.max_detections == cap
-        assert evaluator.ann_file == cfg[f"{phase}_dataloader"].dataset.ann_file
+        dataset = cfg[f"{phase}_dataloader"].dataset
+        assert (evaluator.dataset, evaluator.split) == (dataset.dataset, dataset.split)
+    assert dict(type="AstroReportHook") in cfg.custom_hooks  # the test report goes into the work dir under any tool
     preprocessor = cfg.model.data_preprocessor  # the same normalisation as the Detectron2 base config
     d2_base = yaml.safe_load((REPO / "configs" / "Base-AstroRCNN-FPN.yaml").read_text())["MODEL"]
     assert preprocessor.mean == d2_base["PIXEL_MEAN"] and preprocessor.std == d2_base["PIXEL_STD"]
@@ -209,29 +222,69 @@ def test_rot90_draws_every_quarter_turn() -> None:
     assert counts.min() > 70  # about 100 each
 
 
-def test_default_dataset_placeholders_resolve_for_datasets_and_evaluators(
+def test_catalogue_datasets_resolve_for_datasets_and_evaluators(
     tiny_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ASTRODET_CACHE", str(tiny_cache))
     cfg = _config(REPO / "configs" / "mmdet" / "quick" / "frcnn_zoobot_quick.py")
-    splits = resolve_default_datasets(cfg)
+    splits = catalogue.ensure("tiny", progress=False)
     assert set(splits) == {"train", "val", "test"} and str(tiny_cache) in str(splits["train"])
-    assert cfg.train_dataloader.dataset.ann_file == str(splits["train"])
-    assert cfg.train_dataloader.dataset.data_root == str(splits["train"].parent)
-    assert cfg.test_dataloader.dataset.ann_file == cfg.test_evaluator.ann_file == str(splits["val"])
-    assert "data_root" not in cfg.test_evaluator
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    assert dataset.ann_file == str(splits["train"].absolute())
+    assert dataset.data_root == str(splits["train"].absolute().parent)
+    test_dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    evaluator = METRICS.build(cfg.test_evaluator)
+    assert test_dataset.ann_file == evaluator.ann_file == str(splits["val"].absolute())
     assert dataset.metainfo["classes"] == ("clump", "odd_clump")
     assert len(dataset) == 41  # every train galaxy, the 6 clump-free ones included
     sample = dataset.get_data_info(0)
     assert Path(sample["img_path"]).is_file()
-    assert resolve_default_datasets(cfg) == {}  # nothing left to resolve
+    by_file = AstroCocoDataset(ann_file=str(splits["train"]), pipeline=[])  # a plain file: classes from the file
+    assert by_file.metainfo["classes"] == ("clump", "odd_clump") and len(by_file) == 41
+    assert by_file.get_data_info(0)["img_path"] == sample["img_path"]
 
 
-def test_placeholders_need_a_dataset_name() -> None:
-    cfg = Config(dict(val_evaluator=dict(type="AstroDetectionMetric", ann_file="astrodet_default:val")))
-    with pytest.raises(ValueError, match="astrodet_default"):
-        resolve_default_datasets(cfg)
-    cfg = Config(dict(astrodet_default="tiny", val_evaluator=dict(ann_file="astrodet_default:holdout")))
-    with pytest.raises(ValueError, match="unknown split"):  # checked before anything is generated
-        resolve_default_datasets(cfg)
+def test_catalogue_names_are_checked_before_anything_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASTRODET_CACHE", str(tmp_path))
+    with pytest.raises(ValueError, match="dataset="):
+        AstroDetectionMetric(split="val")
+    with pytest.raises(ValueError, match="unknown split"):
+        AstroCocoDataset(dataset="tiny", split="holdout")
+    with pytest.raises(ValueError, match="give split="):
+        AstroDetectionMetric(dataset="tiny")
+    with pytest.raises(ValueError, match="classification set"):
+        AstroCocoDataset(dataset="perseus", split="train")
+    assert not list(tmp_path.iterdir())  # nothing was generated
+
+
+def test_a_mismatched_metainfo_or_a_classification_file_is_refused(tiny_cache: Path, tmp_path: Path) -> None:
+    json_file = catalogue.split_paths("tiny", tiny_cache / "datasets")["val"]
+    with pytest.raises(ValueError, match="differ from the config's metainfo"):
+        AstroCocoDataset(ann_file=str(json_file), metainfo=dict(classes=("galaxy",)))
+    data = json.loads(json_file.read_text())
+    data["info"]["task"] = "classification"
+    (tmp_path / "cls.json").write_text(json.dumps(data))
+    with pytest.raises(AstrodetInputError, match="AstroClassificationDataset"):
+        AstroCocoDataset(ann_file=str(tmp_path / "cls.json"))
+
+
+def test_report_hook_points_test_metrics_at_the_work_dir(tiny_cache: Path, tmp_path: Path) -> None:
+    json_file = str(catalogue.split_paths("tiny", tiny_cache / "datasets")["val"])
+    cfg = _config(REPO / "configs" / "mmdet" / "quick" / "frcnn_zoobot_quick.py")
+    mine = AstroDetectionMetric(ann_file=json_file)
+    other = AstroDetectionMetric(ann_file=json_file, meta={"config": "x"})
+    other.output_dir = str(tmp_path / "elsewhere")
+    runner = SimpleNamespace(cfg=cfg, work_dir=str(tmp_path), test_evaluator=SimpleNamespace(metrics=[mine]))
+    AstroReportHook().before_test(runner)
+    assert mine.output_dir == str(tmp_path)
+    assert mine.meta == {
+        "framework": "mmdet",
+        "dataset": json_file,
+        "config": cfg.filename,
+        "backbone": "TimmEncoder",
+        "max_iters": 10,
+        "batch_size": 2,
+    }
+    runner.test_evaluator.metrics = [other]  # an output_dir and meta keys of the config's own are kept
+    AstroReportHook().before_test(runner)
+    assert other.output_dir == str(tmp_path / "elsewhere") and other.meta["config"] == "x"
