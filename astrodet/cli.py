@@ -18,6 +18,8 @@ from astrodet.errors import AstrodetInputError
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("astrodet.data.simulation", "generate a simulated clumpy-galaxy dataset (PNG, FITS, boxes.csv)"),
     "convert": ("astrodet.data.convert", "convert an astronomy catalogue into a COCO dataset"),
+    "evaluate": ("astrodet.evaluation.command", "score predictions against a truth: completeness, purity, COCO AP"),
+    "predict": ("astrodet.inference.command", "run a trained model over cutouts, COCO files or FITS frames"),
 }
 
 

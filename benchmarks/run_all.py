@@ -31,7 +31,12 @@ from typing import Any
 from astrodet.io import atomic_write_json
 
 # name -> module in this folder, in the order they run (cheapest first)
-BENCHMARKS = {"convert": "bench_convert", "simulate": "bench_simulate", "train": "bench_train"}
+BENCHMARKS = {
+    "convert": "bench_convert",
+    "simulate": "bench_simulate",
+    "predict": "bench_predict",
+    "train": "bench_train",
+}
 COLUMNS = ("benchmark", "case", "metric", "value", "vs baseline")
 
 

@@ -23,6 +23,7 @@ D2_PYPI_SPEC="sal-detectron2==0.7.2"
 D2_PYPI_FILE="sal_detectron2-0.7.2-cp310-none-any.whl"
 D2_PYPI_SHA256="491af0c7f79bdb2d178e46f6cb16a97c4ac968d45c41ea3f6b6435d59bbee561"
 MMCV_VERSION="2.1.0"
+SAHI_VERSION="0.12.8"
 STATE="$VENV/astrodet-install.env"
 NSTEPS=7
 CURRENT="start"
@@ -148,6 +149,13 @@ if [ -f "$VENV/.astrodet-pyproject.sha256" ] && [ "$(cat "$VENV/.astrodet-pyproj
 else
     pip_install --no-build-isolation -e "$ROOT[dev]"
     echo "$PYPROJECT_SUM" >"$VENV/.astrodet-pyproject.sha256"
+fi
+# sahi (tiling for astrodet predict) goes in with --no-deps: its metadata asks for the GUI opencv-python, which would
+# clash with opencv-python-headless; what it really needs (numpy, Pillow, shapely, tqdm, pyyaml) astrodet depends on.
+if py_ok "import sahi.slicing, sahi.postprocess.combine; assert sahi.__version__ == '$SAHI_VERSION'"; then
+    skip "sahi $SAHI_VERSION"
+else
+    pip_install --no-deps "sahi==$SAHI_VERSION"
 fi
 
 step 7 "check"

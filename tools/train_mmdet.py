@@ -14,7 +14,11 @@ dir). What this tool adds:
 - after training, the test split is evaluated (the report lands in the work dir); ``--eval-only --checkpoint FILE``
   does only that, as Detectron2's ``tools/train_net.py --eval-only`` and mmdet's ``tools/test.py``;
 - with no GPU visible, mmengine itself runs on the CPU; for several CPU processes (``--launcher pytorch``) the gloo
-  process group is started here (:func:`astrodet.mmdet.compat.configure_device`). See docs/mmdet.md.
+  process group is started here (:func:`astrodet.mmdet.compat.configure_device`) and each process gets
+  cores // processes threads. See docs/mmdet.md.
+- a work dir that already holds a run (report.json or last_checkpoint) is refused unless ``--resume`` continues it
+  or ``--overwrite`` writes over it; ``--eval-only`` writes into ``<work dir>/eval_<checkpoint stem>/``;
+  ``$ASTRODET_MAX_ITER`` caps ``train_cfg.max_iters`` (quick checks, the documentation's tests).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -35,6 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from astrodet.errors import AstrodetInputError
 from astrodet.mmdet.compat import configure_device, shutdown_process_group
+from astrodet.runs import (
+    cap_iterations,
+    eval_folder,
+    refuse_to_overwrite,
+    results_line,
+    use_cpu_threads_per_process,
+)
 
 logger = logging.getLogger("astrodet.train_mmdet")
 
@@ -46,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-only", action="store_true", help="only test the --checkpoint and write the report")
     parser.add_argument("--checkpoint", help="with --eval-only: the checkpoint file to test")
     parser.add_argument("--amp", action="store_true", help="automatic mixed precision (needs a GPU)")
+    overwrite_help = "write into a work dir that already holds another run (its report.json or last_checkpoint)"
+    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
     parser.add_argument("--auto-scale-lr", action="store_true", help="scale the lr to the actual total batch size")
     parser.add_argument(
         "--resume",
@@ -68,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--eval-only and --checkpoint go together: --eval-only --checkpoint FILE")
     if args.eval_only and args.resume is not None:
         parser.error("--eval-only tests --checkpoint FILE; it does not resume training")
+    if args.amp and not torch.cuda.is_available():  # mmengine's CPU autocast fails with a bare assertion
+        parser.error("--amp needs a GPU (mixed precision runs on CUDA here) and none is visible: drop --amp")
     if "LOCAL_RANK" not in os.environ:
         os.environ["LOCAL_RANK"] = str(args.local_rank)
     return args
@@ -83,6 +100,12 @@ def build_cfg(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get("work_dir") is None:
         cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
+    if args.eval_only:  # beside the training run, never over its config dump, logs and report
+        cfg.work_dir = eval_folder(cfg.work_dir, args.checkpoint)
+    if not args.overwrite and (args.eval_only or args.resume is None):
+        refuse_to_overwrite(cfg.work_dir, resumable=not args.eval_only)
+    if "max_iters" in cfg.get("train_cfg", {}):
+        cfg.train_cfg.max_iters = cap_iterations(cfg.train_cfg.max_iters)
     if args.amp:
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.loss_scale = "dynamic"
@@ -106,12 +129,22 @@ def build_cfg(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO)
     args = parse_args(argv)
-    cfg = build_cfg(args)
+    try:
+        cfg = build_cfg(args)
+    except AstrodetInputError as err:  # a work dir holding another run, a malformed $ASTRODET_MAX_ITER
+        logger.error("%s", err)
+        raise SystemExit(2) from None
+    if args.launcher == "pytorch" and not torch.cuda.is_available():
+        use_cpu_threads_per_process(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
     try:
         if not args.eval_only:
             runner.train()
-        return runner.test()
+        metrics = runner.test()
+        line = results_line(metrics)
+        if line and is_main_process():
+            print(line, flush=True)
+        return metrics
     except AstrodetInputError as err:  # a bad file the user named (a refused checkpoint, ...): its message, no trace
         logger.error("%s", err)
         raise SystemExit(2) from None

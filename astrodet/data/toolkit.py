@@ -434,12 +434,17 @@ def write_conversion(
     notes: Sequence[str] = (),
 ) -> ConversionSummary:
     """Check the row accounting, stage the rejects report and every COCO file, publish them with the images as
-    one unit (:class:`ConversionOutputs`), and summarise.
+    one unit (:class:`ConversionOutputs`), and summarise. A run that would write no image at all fails instead:
+    exiting 0 with an empty dataset (every row rejected, no PNG to keep) hides the mistake until training.
 
     ``datasets`` maps split name (None: no split) to a validated COCO dict; the summary's per-category counts and
     image count are read back from them, so they are what the files hold.
     """
-    ledger.summary(rows_in, rows_out, file=source, out_label=out_label)  # raises if the counts do not add up
+    line = ledger.summary(rows_in, rows_out, file=source, out_label=out_label)  # raises if the counts do not add up
+    if not any(data["images"] for data in datasets.values()):  # an empty dataset is a failed run, never a result
+        first = next(iter(ledger.rejects()), None)
+        example = f"; first reject: {first.file} row {first.row}: {first.message}" if first else ""
+        raise AstrodetInputError(f"{source}: no image to write ({line}){example}; nothing written")
     outputs.check(list(datasets), datasets)
     ledger.write_csv(outputs.unit.staged(outputs.rejects_csv))
     paths = {name: outputs.json_path(name) for name in datasets}

@@ -6,6 +6,7 @@ datasets (Detectron2 projects keep ``config.py`` that way); the code reading eac
 
 from __future__ import annotations
 
+import yacs.config
 from detectron2.config import CfgNode as CN
 
 # Keys renamed since earlier releases: merging an old config names the new key instead of "Non-existent config key".
@@ -29,6 +30,16 @@ def add_astrodet_config(cfg: CN) -> CN:
     # (image paths relative to each file's folder). The catalogue's datasets need no entry: astrodet_<name>_<split>
     # (default, tiny, perseus, perseus_all, gz2, deepshadows) are built on first use.
     cfg.ASTRODET.REGISTER = []
+
+    cfg.ASTRODET.IMAGE_RECIPE = CN()
+    # How the training images were made from FITS bands, so `astrodet predict` renders FITS inputs the same way
+    # (astrodet.inference.model.ImageRecipe); a recipe stored in the checkpoint wins. KIND "" means the simulator's
+    # 8-bit Lupton RGB of i, r, g (every config trained on astrodet's PNG cutouts); else "rgb8" or "float" with
+    # BANDS in channel order, STRETCH "lupton" or "none" and PARAMS as the recipe's params.
+    cfg.ASTRODET.IMAGE_RECIPE.KIND = ""
+    cfg.ASTRODET.IMAGE_RECIPE.BANDS = []
+    cfg.ASTRODET.IMAGE_RECIPE.STRETCH = "lupton"
+    cfg.ASTRODET.IMAGE_RECIPE.PARAMS = CN(new_allowed=True)
 
     cfg.ASTRODET.AUG = CN()
     # Flips and exact quarter-turn rotations: sky images have no preferred orientation.
@@ -74,7 +85,25 @@ def add_astrodet_config(cfg: CN) -> CN:
     for old, (new, note) in RENAMED_KEYS.items():
         if not cfg.key_is_renamed(old):
             cfg.register_renamed_key(old, new, message=note)
+    accept_ints_for_floats()
     return cfg
+
+
+def accept_ints_for_floats() -> None:
+    """Let a whole number stand for a float: ``ASTRODET.EVAL.CENTRE_RADIUS 4`` (or ``4`` in a YAML file) merges as
+    4.0 instead of failing yacs' type check. Every merge (command line, YAML, another config) goes through yacs'
+    module-level check, so it is wrapped once; only int -> float for keys whose default is a float is added."""
+    check = yacs.config._check_and_coerce_cfg_value_type
+    if getattr(check, "accepts_ints_for_floats", False):
+        return
+
+    def coerce(replacement, original, key, full_key):
+        if isinstance(original, float) and isinstance(replacement, int) and not isinstance(replacement, bool):
+            return float(replacement)
+        return check(replacement, original, key, full_key)
+
+    coerce.accepts_ints_for_floats = True
+    yacs.config._check_and_coerce_cfg_value_type = coerce
 
 
 def _add_backbone_keys(cfg: CN) -> None:

@@ -18,6 +18,7 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 
 from astrodet.detectron2.augment import build_astro_augmentations
+from astrodet.detectron2.checkpoint import AstroCheckpointer
 from astrodet.detectron2.classification import META_ARCH, ClassificationEvaluator, ClassificationMapper
 from astrodet.detectron2.compat import cpu_ddp
 from astrodet.detectron2.evaluation import AstroDetectionEvaluator
@@ -71,6 +72,11 @@ class AstroTrainer(DefaultTrainer):
     def __init__(self, cfg: CfgNode) -> None:
         with cpu_ddp(cfg.MODEL.DEVICE):
             super().__init__(cfg)
+        # DefaultTrainer builds its checkpointer with no hook to choose the class: loading (MODEL.WEIGHTS, --resume)
+        # goes through astrodet's, with the same model, folder and checkpointables; the PeriodicCheckpointer hook
+        # keeps Detectron2's for writing, which is unchanged.
+        built = self.checkpointer
+        self.checkpointer = AstroCheckpointer(built.model, built.save_dir, **built.checkpointables)
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):

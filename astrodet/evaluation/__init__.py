@@ -1,9 +1,11 @@
 """Framework-free evaluation: box matching, completeness/purity, COCO settings for compact sources, reports.
 
-Shared by the Detectron2 and MMDetection adapters; imports neither framework nor torch. The rules and the result
-layout are documented in docs/evaluation.md.
+Shared by the Detectron2 and MMDetection adapters and ``astrodet evaluate``; imports neither framework nor torch. The
+rules and the result layout are documented in docs/evaluation.md. Sky matching lives in
+:mod:`astrodet.evaluation.sky` (not imported here: it loads astropy's coordinates).
 """
 
+from astrodet.evaluation.bootstrap import BootstrapSpec, ap50_intervals
 from astrodet.evaluation.coco_params import (
     ASTRODET_AREA_RANGES,
     DEFAULT_MAX_DETECTIONS,
@@ -13,6 +15,7 @@ from astrodet.evaluation.coco_params import (
     area_ranges,
     build_coco_eval,
     coco_stats,
+    evaluated_coco_eval,
     max_dets_list,
     per_class_ap,
     run_coco_bbox,
@@ -27,7 +30,14 @@ from astrodet.evaluation.detection import (
     evaluate_detections,
     records_from_coco,
 )
-from astrodet.evaluation.matching import MatchResult, MatchRule, centre_distance_matrix, iou_matrix, match
+from astrodet.evaluation.matching import (
+    MatchResult,
+    MatchRule,
+    centre_distance_matrix,
+    greedy_match,
+    iou_matrix,
+    match,
+)
 from astrodet.evaluation.plots import (
     ImagePanel,
     plot_bins,
@@ -45,10 +55,12 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "LARGE_MIN_SIDE",
     "SMALL_MAX_SIDE",
+    "BootstrapSpec",
     "ImagePanel",
     "ImageRecord",
     "MatchResult",
     "MatchRule",
+    "ap50_intervals",
     "apply_astrodet_params",
     "area_ranges",
     "build_coco_eval",
@@ -58,6 +70,8 @@ __all__ = [
     "coco_stats",
     "evaluate_coco_detections",
     "evaluate_detections",
+    "evaluated_coco_eval",
+    "greedy_match",
     "iou_matrix",
     "match",
     "max_dets_list",

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from scipy.stats import rankdata
 
 from astrodet import __version__
+from astrodet.evaluation.bootstrap import intervals, resamples
 from astrodet.evaluation.markdown import fmt, plain, render_markdown, table
 from astrodet.evaluation.plots import CLASS_COLOURS, save_png
 from astrodet.evaluation.report import REPORT_JSON, REPORT_MD
@@ -180,21 +181,13 @@ def bootstrap_intervals(
     y: np.ndarray, p: np.ndarray, n: int = DEFAULT_BOOTSTRAP, seed: int = 0, confidence: float = 0.95
 ) -> dict[str, Any]:
     """Percentile intervals of accuracy, balanced accuracy and ROC AUC over ``n`` resamples of the images."""
-    rng = np.random.default_rng(seed)
     values: dict[str, list[float]] = {k: [] for k in _METRICS}
-    if len(y) and n > 0:
-        for _ in range(n):
-            idx = rng.integers(0, len(y), size=len(y))
-            for key, fn in _METRICS.items():
-                v = fn(y[idx], p[idx])
-                if v is not None:
-                    values[key].append(v)
-    lo_q, hi_q = (1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100
-    out: dict[str, Any] = {"n_resamples": n, "seed": seed, "confidence": confidence}
-    for key, vals in values.items():
-        out[key] = [float(np.percentile(vals, lo_q)), float(np.percentile(vals, hi_q))] if vals else None
-        out[f"{key}_defined_in"] = len(vals)
-    return out
+    for idx in resamples(len(y), n, seed):
+        for key, fn in _METRICS.items():
+            v = fn(y[idx], p[idx])
+            if v is not None:
+                values[key].append(v)
+    return {"n_resamples": n, "seed": seed, "confidence": confidence, **intervals(values, confidence)}
 
 
 def evaluate_classification(

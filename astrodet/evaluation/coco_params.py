@@ -187,11 +187,21 @@ def run_coco_bbox(
 
     ``gt`` is a COCO dataset dict, ``results`` COCO-format detections (image_id, category_id, bbox xywh, score).
     """
+    return coco_summary(evaluated_coco_eval(gt, results, max_detections, ranges))
+
+
+def evaluated_coco_eval(
+    gt: Mapping[str, Any],
+    results: Sequence[Mapping[str, Any]],
+    max_detections: int = DEFAULT_MAX_DETECTIONS,
+    ranges: Mapping[str, Sequence[float]] | None = None,
+) -> COCOeval:
+    """:func:`build_coco_eval`, evaluated and accumulated quietly: for the summary and for bootstrapping AP50."""
     coco_eval = build_coco_eval(gt, results, max_detections, ranges)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_eval.evaluate()
         coco_eval.accumulate()
-    return coco_summary(coco_eval)
+    return coco_eval
 
 
 def coco_summary(coco_eval: COCOeval) -> dict[str, Any]:

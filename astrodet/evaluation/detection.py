@@ -1,9 +1,10 @@
 """Completeness and purity of detections: the numbers astronomers quote (Popp et al. 2024), with their curves and bins.
 
 completeness = matched truths / all truths; purity = matched predictions / predictions with score >= the threshold.
-Matching is :func:`astrodet.evaluation.matching.match` (one-to-one, greedy by descending score), class-aware unless
-``class_agnostic``. Undefined ratios are None, never 0 or NaN: no truths -> completeness None, no predictions ->
-purity None. Images without truths still count: their predictions are false positives that lower purity.
+Matching is :func:`astrodet.evaluation.matching.match` on boxes or :func:`astrodet.evaluation.sky.match_sky` on
+RA/Dec (one-to-one, greedy by descending score), class-aware unless ``class_agnostic``. Undefined ratios are None,
+never 0 or NaN: no truths -> completeness None, no predictions -> purity None. Images without truths still count:
+their predictions are false positives that lower purity.
 
 Curves over score thresholds come from a single matching per image, and that is exact, not an approximation:
 greedy matching visits predictions by descending score, so a prediction's match depends only on the predictions
@@ -22,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from astrodet.errors import AstrodetInputError
+from astrodet.evaluation.bootstrap import BootstrapSpec, count_intervals
 from astrodet.evaluation.coco_params import LARGE_MIN_SIDE, SMALL_MAX_SIDE
-from astrodet.evaluation.matching import MatchRule, as_boxes, match
+from astrodet.evaluation.matching import MatchResult, MatchRule, as_boxes, match
 
 DEFAULT_SCORE_THRESHOLD = 0.3  # Popp et al. 2024's operating threshold
 DEFAULT_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(20))  # 0.00 .. 0.95
@@ -37,7 +39,9 @@ DEFAULT_BRIGHTNESS_BINS = 5  # quantile bins when no edges are given: equal numb
 class ImageRecord:
     """One image's truths and predictions. Boxes XYXY px; ``true_extra`` holds per-truth numbers (``mag``, ``flux``).
 
-    Classes default to 1 for all boxes (single-class detection) when left as None.
+    Classes default to 1 for all boxes (single-class detection) when left as None. ``true_sky`` / ``pred_sky`` are
+    (N, 2) RA, Dec in degrees, needed by the sky rule; with them, boxes may be None (a truth table without boxes):
+    such objects are then left out of the size bins. A catalogue compared with a truth table is one record.
     """
 
     true_boxes: Any
@@ -47,11 +51,16 @@ class ImageRecord:
     pred_classes: Any = None
     true_extra: Mapping[str, Any] = field(default_factory=dict)
     image_id: Hashable = None
+    true_sky: Any = None
+    pred_sky: Any = None
 
     def __post_init__(self) -> None:
         where = f"image {self.image_id!r}" if self.image_id is not None else "image record"
-        self.true_boxes = as_boxes(self.true_boxes, f"{where}: true boxes")
-        self.pred_boxes = as_boxes([] if self.pred_boxes is None else self.pred_boxes, f"{where}: predicted boxes")
+        self.true_sky = _sky(self.true_sky, f"{where}: true positions")
+        self.pred_sky = _sky(self.pred_sky, f"{where}: predicted positions")
+        self.true_boxes = _boxes(self.true_boxes, self.true_sky, f"{where}: true boxes")
+        pred_boxes = [] if self.pred_boxes is None and self.pred_sky is None else self.pred_boxes
+        self.pred_boxes = _boxes(pred_boxes, self.pred_sky, f"{where}: predicted boxes")
         n_true, n_pred = len(self.true_boxes), len(self.pred_boxes)
         self.true_classes = _classes(self.true_classes, n_true, f"{where}: true classes")
         self.pred_classes = _classes(self.pred_classes, n_pred, f"{where}: predicted classes")
@@ -68,6 +77,26 @@ class ImageRecord:
                 raise AstrodetInputError(f"{where}: true_extra[{name!r}] has {arr.shape[0]} values for {n_true} truths")
             extra[name] = arr
         self.true_extra = extra
+
+
+def _sky(values: Any, what: str) -> np.ndarray | None:
+    if values is None:
+        return None
+    from astrodet.evaluation.sky import as_sky  # astropy's coordinates load only for sky matching
+
+    return as_sky(values, what)
+
+
+def _boxes(boxes: Any, sky: np.ndarray | None, what: str) -> np.ndarray:
+    """XYXY boxes; NaN rows (unknown size) when only sky positions are given; one box per position."""
+    if boxes is None:
+        if sky is None:
+            raise AstrodetInputError(f"{what}: give boxes or sky positions")
+        return np.full((len(sky), 4), np.nan)
+    arr = as_boxes(boxes, what)
+    if sky is not None and len(sky) != len(arr):
+        raise AstrodetInputError(f"{what}: {len(arr)} boxes for {len(sky)} sky positions")
+    return arr
 
 
 def _classes(values: Any, n: int, what: str) -> np.ndarray:
@@ -109,14 +138,32 @@ class _Pooled:
     pred_score: np.ndarray
     pred_size: np.ndarray
     pred_matched: np.ndarray
+    true_image: np.ndarray  # index of the record each truth comes from (the bootstrap's image units)
+    pred_image: np.ndarray
+    pred_truth: np.ndarray  # pooled index of the truth each prediction matched; -1 if none
 
 
-def _top_k(rec: ImageRecord, max_detections: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The image's predictions, keeping only the ``max_detections`` best scores (stable) when a cap is given."""
-    if max_detections is None or len(rec.pred_scores) <= max_detections:
-        return rec.pred_boxes, rec.pred_scores, rec.pred_classes
-    keep = np.sort(np.argsort(-rec.pred_scores, kind="stable")[:max_detections])
-    return rec.pred_boxes[keep], rec.pred_scores[keep], rec.pred_classes[keep]
+def _top_k(rec: ImageRecord, max_detections: int | None) -> np.ndarray:
+    """Indices of the image's predictions kept: the ``max_detections`` best scores (stable) when a cap is given."""
+    n = len(rec.pred_scores)
+    if max_detections is None or n <= max_detections:
+        return np.arange(n)
+    return np.sort(np.argsort(-rec.pred_scores, kind="stable")[:max_detections])
+
+
+def _match_record(rec: ImageRecord, keep: np.ndarray, rule: MatchRule, class_agnostic: bool) -> MatchResult:
+    """The record's kept predictions matched to its truths by boxes (iou, centre) or by RA/Dec (sky)."""
+    classes = (None, None) if class_agnostic else (rec.pred_classes[keep], rec.true_classes)
+    where = f"image {rec.image_id!r}" if rec.image_id is not None else "image record"
+    if rule.kind == "sky":
+        if rec.true_sky is None or rec.pred_sky is None:
+            raise AstrodetInputError(f"{where}: the sky rule needs RA/Dec of the truths and of the predictions")
+        from astrodet.evaluation.sky import match_sky  # astropy's coordinates load only for sky matching
+
+        return match_sky(rec.pred_sky[keep], rec.pred_scores[keep], rec.true_sky, rule, *classes)
+    if np.isnan(rec.true_boxes).any() or np.isnan(rec.pred_boxes).any():
+        raise AstrodetInputError(f"{where}: {rule.kind} matching needs boxes; without them use a sky rule")
+    return match(rec.pred_boxes[keep], rec.pred_scores[keep], rec.true_boxes, rule, *classes)
 
 
 def _extra_fields(records: Sequence[ImageRecord], names: Iterable[str]) -> list[str]:
@@ -134,10 +181,11 @@ def _pool(
 ) -> _Pooled:
     parts: dict[str, list[np.ndarray]] = {k: [] for k in _Pooled.__dataclass_fields__ if k != "true_extra"}
     extras: dict[str, list[np.ndarray]] = {name: [] for name in fields}
-    for rec in records:
-        boxes, scores, classes = _top_k(rec, max_detections)
-        aware = (None, None) if class_agnostic else (classes, rec.true_classes)
-        result = match(boxes, scores, rec.true_boxes, rule, pred_classes=aware[0], true_classes=aware[1])
+    n_true_before = 0
+    for index, rec in enumerate(records):
+        keep = _top_k(rec, max_detections)
+        boxes, scores, classes = rec.pred_boxes[keep], rec.pred_scores[keep], rec.pred_classes[keep]
+        result = _match_record(rec, keep, rule, class_agnostic)
         matched_to = np.maximum(result.true_to_pred, 0)
         has = result.true_matched
         parts["true_class"].append(rec.true_classes)
@@ -148,10 +196,16 @@ def _pool(
         parts["pred_score"].append(scores)
         parts["pred_size"].append(box_sizes(boxes))
         parts["pred_matched"].append(result.pred_matched)
+        parts["true_image"].append(np.full(len(rec.true_boxes), index, dtype=np.int64))
+        parts["pred_image"].append(np.full(len(boxes), index, dtype=np.int64))
+        parts["pred_truth"].append(np.where(result.pred_matched, result.pred_to_true + n_true_before, -1))
+        n_true_before += len(rec.true_boxes)
         for name in fields:
             extras[name].append(rec.true_extra.get(name, np.zeros(0)))  # absent only where the image has no truths
     flat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
     flat["pred_matched"] = flat["pred_matched"].astype(bool)
+    for key in ("true_image", "pred_image", "pred_truth"):
+        flat[key] = flat[key].astype(np.int64)
     return _Pooled(**flat, true_extra={k: np.concatenate(v) for k, v in extras.items()})
 
 
@@ -234,10 +288,10 @@ def _confusion(pool: _Pooled, threshold: float, names: Mapping[Any, str]) -> dic
 
 
 def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each value, bins [lo, hi) except the last, which is closed; -1 outside the edges."""
+    """Bin of each value, bins [lo, hi) except the last, which is closed; -1 outside the edges or unknown (NaN)."""
     idx = np.searchsorted(edges, values, side="right") - 1
     idx[values == edges[-1]] = len(edges) - 2
-    idx[(values < edges[0]) | (values > edges[-1])] = -1
+    idx[(values < edges[0]) | (values > edges[-1]) | np.isnan(values)] = -1
     return idx
 
 
@@ -281,6 +335,8 @@ def _bins(
         "completeness_by_size": _binned(pool.true_size, true_hit, size_edges, "completeness", "sqrt_area_px"),
         "purity_by_size": _binned(pool.pred_size[kept], pool.pred_matched[kept], size_edges, "purity", "sqrt_area_px"),
     }
+    if pool.true_size.size and np.isnan(pool.true_size).all():
+        del out["completeness_by_size"]  # truths from a table without boxes: no size to bin by
     for name, values in pool.true_extra.items():
         given = brightness_edges.get(name)
         edges = _quantile_edges(values, n_bins) if given is None else given
@@ -307,11 +363,14 @@ def evaluate_detections(
     brightness_edges: Mapping[str, Sequence[float]] | None = None,
     n_brightness_bins: int = DEFAULT_BRIGHTNESS_BINS,
     max_detections: int | None = None,
+    bootstrap: BootstrapSpec | None = None,
 ) -> dict[str, Any]:
     """Completeness, purity and F1 overall and per class, their curves over ``thresholds``, and binned completeness.
 
     ``max_detections`` keeps each image's best-scored predictions only (set it to the model's cap if the predictions
-    were not already capped). Returns a JSON-able dict; see docs/evaluation.md for its layout.
+    were not already capped). ``bootstrap`` adds confidence intervals of completeness and purity (``bootstrap`` key)
+    from resamples of the records (unit ``image``) or of the matched pairs and unmatched objects (unit ``object``).
+    Returns a JSON-able dict; see docs/evaluation.md for its layout.
     """
     rule = rule or MatchRule()
     recs = [as_record(r) for r in records]
@@ -328,7 +387,7 @@ def evaluate_detections(
     t = float(score_threshold)
     n_true, n_pred = len(pool.true_class), int(np.count_nonzero(pool.pred_score >= t))
     n_matched = int(np.count_nonzero(pool.true_match_score >= t))
-    return {
+    result = {
         **_scores(n_true, n_pred, n_matched, n_matched),
         "n_matched": n_matched,
         "n_images": len(recs),
@@ -339,6 +398,22 @@ def evaluate_detections(
         "curves": _curves(pool, grid),
         "bins": _bins(pool, t, size_edges, dict(brightness_edges or {}), n_brightness_bins),
     }
+    if bootstrap is not None:
+        result["bootstrap"] = _bootstrap(pool, t, len(recs), bootstrap)
+    return result
+
+
+def _bootstrap(pool: _Pooled, threshold: float, n_records: int, spec: BootstrapSpec) -> dict[str, Any]:
+    """Intervals over images (each truth and prediction in its record) or over objects: a matched pair is one unit,
+    each unmatched truth or prediction another."""
+    true_hit, kept = pool.true_match_score >= threshold, pool.pred_score >= threshold
+    if spec.unit == "image":
+        return count_intervals(pool.true_image, true_hit, pool.pred_image, kept, n_records, spec)
+    n_true = len(pool.true_class)
+    alone = pool.pred_truth < 0
+    pred_unit = pool.pred_truth.copy()
+    pred_unit[alone] = n_true + np.arange(int(alone.sum()))
+    return count_intervals(np.arange(n_true), true_hit, pred_unit, kept, n_true + int(alone.sum()), spec)
 
 
 def coco_class_names(gt: Mapping[str, Any]) -> dict[int, str]:

@@ -1,4 +1,4 @@
-"""One-to-one matching of predicted boxes to true boxes, greedy by descending score, as COCO does.
+"""One-to-one matching of predictions to truths, greedy by descending score, as COCO does.
 
 Why greedy by score: it is the rule pycocotools uses, so astrodet's completeness and purity agree with COCO recall and
 precision at the same IoU, and a prediction's match depends only on the predictions scored above it. That last
@@ -11,14 +11,18 @@ Two rules (:class:`MatchRule`):
 - ``centre``: a prediction may match a truth whose centre lies within ``radius`` pixels (distance <= radius) of its
   own; it takes the nearest still-unmatched truth (ties: the lowest truth index). Clumps are near point sources, so
   a PSF FWHM is the natural radius, and box sizes drawn by volunteers do not matter.
+- ``sky``: the same as ``centre`` with the angular separation of RA/Dec positions, ``radius`` in arcsec
+  (:mod:`astrodet.evaluation.sky` computes the separations; catalogues need no images).
 
 Predictions are visited by descending score; equal scores keep their input order (stable sort). Boxes are XYXY
-pixels (x1, y1, x2, y2).
+pixels (x1, y1, x2, y2). Every rule reduces to candidate pairs with a preference, and :func:`greedy_match` is the one
+implementation of the greedy rule for all of them.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,16 +30,31 @@ import numpy as np
 
 from astrodet.errors import AstrodetInputError
 
-MatchKind = Literal["iou", "centre"]
-_KIND_ALIASES = {"iou": "iou", "centre": "centre", "center": "centre"}
+MatchKind = Literal["iou", "centre", "sky"]
+_KIND_ALIASES = {"iou": "iou", "centre": "centre", "center": "centre", "sky": "sky"}
+# radius unit on the command line -> (rule kind, factor to the rule's unit: px for centre, arcsec for sky)
+_RADIUS_UNITS = {
+    "px": ("centre", 1.0),
+    "pix": ("centre", 1.0),
+    "pixel": ("centre", 1.0),
+    "pixels": ("centre", 1.0),
+    "arcsec": ("sky", 1.0),
+    "as": ("sky", 1.0),
+    '"': ("sky", 1.0),
+    "arcmin": ("sky", 60.0),
+    "deg": ("sky", 3600.0),
+}
+# the unit a bare number means for each kind on the command line; "radius" has none: a pixel and an arcsecond differ
+_DEFAULT_UNIT = {"centre": "px", "center": "px", "sky": "arcsec", "radius": None}
 
 
 @dataclass(frozen=True)
 class MatchRule:
-    """How a prediction may match a truth: ``MatchRule("iou", iou_threshold=0.5)`` or ``MatchRule("centre", radius=r)``.
+    """How a prediction may match a truth: ``MatchRule("iou", iou_threshold=0.5)``, ``MatchRule("centre", radius=r)``
+    (pixels) or ``MatchRule("sky", radius=r)`` (arcsec).
 
-    ``radius`` (pixels) has no default: it should be one PSF FWHM of the images being evaluated, which only the
-    caller knows.
+    ``radius`` has no default here: it should be one PSF FWHM, which only the caller knows (the framework adapters'
+    configs default to 4.0 px).
     """
 
     kind: MatchKind = "iou"
@@ -45,7 +64,7 @@ class MatchRule:
     def __post_init__(self) -> None:
         kind = _KIND_ALIASES.get(str(self.kind).lower())
         if kind is None:
-            raise AstrodetInputError(f"match rule kind must be 'iou' or 'centre', got {self.kind!r}")
+            raise AstrodetInputError(f"match rule kind must be 'iou', 'centre' or 'sky', got {self.kind!r}")
         object.__setattr__(self, "kind", kind)
         if kind == "iou":
             t = float(self.iou_threshold)
@@ -54,31 +73,57 @@ class MatchRule:
             object.__setattr__(self, "iou_threshold", t)
             object.__setattr__(self, "radius", None)
         else:
+            unit = "px" if kind == "centre" else "arcsec"
             if self.radius is None or not math.isfinite(float(self.radius)) or float(self.radius) <= 0:
-                raise AstrodetInputError(f"centre matching needs a radius > 0 px (one PSF FWHM), got {self.radius!r}")
+                raise AstrodetInputError(
+                    f"{kind} matching needs a radius > 0 {unit} (one PSF FWHM), got {self.radius!r}"
+                )
             object.__setattr__(self, "radius", float(self.radius))
 
     @classmethod
     def parse(cls, text: str) -> MatchRule:
-        """Read a rule from the command line: ``iou``, ``iou:0.5``, ``centre:2.5`` (radius in px)."""
+        """Read a rule from the command line: ``iou``, ``iou:0.5``, ``centre:2.5`` (px), ``centre:4px``,
+        ``radius:4px``, ``radius:1.5arcsec`` (sky; also arcmin, deg) or ``sky:1.5`` (arcsec).
+
+        The radius unit chooses the rule: pixels compare box centres in each image, angles compare RA/Dec.
+        """
         kind, _, value = text.strip().partition(":")
+        key = kind.strip().lower()
+        if _KIND_ALIASES.get(key) == "iou":
+            try:
+                return cls("iou", iou_threshold=float(value) if value.strip() else 0.5)
+            except ValueError:
+                raise AstrodetInputError(f"match rule {text!r}: {value!r} is not a number") from None
+        if key not in _DEFAULT_UNIT:
+            raise AstrodetInputError(f"match rule {text!r}: kind must be iou, centre, radius or sky")
+        if not value.strip() and key != "radius":
+            return cls(key, radius=None)  # type: ignore[arg-type]  # refused, with the message saying what is missing
+        found = re.fullmatch(r"\s*([-+0-9.eE]+)\s*([A-Za-z\"]*)\s*", value)
+        unit = (found.group(2).lower() or _DEFAULT_UNIT[key]) if found else None
+        if found is None or unit not in _RADIUS_UNITS:
+            raise AstrodetInputError(
+                f"match rule {text!r}: the radius must be a number with a unit, e.g. {key}:4px or {key}:1.5arcsec"
+            )
         try:
-            number = float(value) if value else None
+            number = float(found.group(1))
         except ValueError:
-            raise AstrodetInputError(f"match rule {text!r}: {value!r} is not a number") from None
-        if _KIND_ALIASES.get(kind.lower()) == "iou":
-            return cls("iou", iou_threshold=0.5 if number is None else number)
-        return cls(kind, radius=number)  # type: ignore[arg-type]
+            raise AstrodetInputError(f"match rule {text!r}: {found.group(1)!r} is not a number") from None
+        rule_kind, factor = _RADIUS_UNITS[unit]
+        return cls(rule_kind, radius=number * factor)  # type: ignore[arg-type]
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description, stored in reports so a number is never read without its rule."""
         if self.kind == "iou":
             return {"kind": "iou", "iou_threshold": self.iou_threshold, "text": str(self)}
+        if self.kind == "sky":
+            return {"kind": "sky", "radius_arcsec": self.radius, "text": str(self)}
         return {"kind": "centre", "radius_px": self.radius, "text": str(self)}
 
     def __str__(self) -> str:
         if self.kind == "iou":
             return f"IoU >= {self.iou_threshold:g}, one-to-one, greedy by score"
+        if self.kind == "sky":
+            return f"sky separation <= {self.radius:g} arcsec, one-to-one, greedy by score"
         return f"centre distance <= {self.radius:g} px, one-to-one, greedy by score"
 
 
@@ -102,15 +147,21 @@ class MatchResult:
         return int(np.count_nonzero(self.pred_to_true >= 0))
 
 
+def as_rows(values: Any, layout: tuple[str, ...], what: str, noun: str) -> np.ndarray:
+    """``values`` as a float (N, len(layout)) array of finite numbers; errors name ``layout`` and ``noun``."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return arr.reshape(0, len(layout))
+    if arr.ndim != 2 or arr.shape[1] != len(layout):
+        raise AstrodetInputError(f"{what} must have shape (N, {len(layout)}) ({', '.join(layout)}), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise AstrodetInputError(f"{what} contain non-finite {noun}")
+    return arr
+
+
 def as_boxes(boxes: Any, what: str = "boxes") -> np.ndarray:
     """``boxes`` as a float (N, 4) XYXY array, refusing non-finite values and x2 < x1 or y2 < y1."""
-    arr = np.asarray(boxes, dtype=float)
-    if arr.size == 0:
-        return arr.reshape(0, 4)
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise AstrodetInputError(f"{what} must have shape (N, 4) (x1, y1, x2, y2), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise AstrodetInputError(f"{what} contain non-finite coordinates")
+    arr = as_rows(boxes, ("x1", "y1", "x2", "y2"), what, "coordinates")
     if (arr[:, 2] < arr[:, 0]).any() or (arr[:, 3] < arr[:, 1]).any():
         raise AstrodetInputError(f"{what} must be XYXY with x2 >= x1 and y2 >= y1")
     return arr
@@ -142,8 +193,54 @@ def _affinity(pred_boxes: np.ndarray, true_boxes: np.ndarray, rule: MatchRule) -
     if rule.kind == "iou":
         iou = iou_matrix(pred_boxes, true_boxes)
         return iou >= rule.iou_threshold, iou
+    if rule.kind == "sky":
+        raise AstrodetInputError("the sky rule compares RA/Dec, not boxes: use astrodet.evaluation.sky.match_sky")
     dist = centre_distance_matrix(pred_boxes, true_boxes)
     return dist <= rule.radius, -dist
+
+
+def check_scores(scores: Any, n_pred: int) -> np.ndarray:
+    """One finite score per prediction, as a float vector."""
+    arr = np.asarray(scores, dtype=float).reshape(-1)
+    if arr.shape[0] != n_pred:
+        raise AstrodetInputError(f"{n_pred} predictions but {arr.shape[0]} scores")
+    if not np.isfinite(arr).all():
+        raise AstrodetInputError("prediction scores must be finite")
+    return arr
+
+
+def same_class_pairs(
+    pred_index: np.ndarray, true_index: np.ndarray, pred_classes: Any, true_classes: Any, n_pred: int, n_true: int
+) -> np.ndarray:
+    """Mask of the candidate pairs whose classes agree (class-aware matching)."""
+    pc, tc = np.asarray(pred_classes).reshape(-1), np.asarray(true_classes).reshape(-1)
+    if pc.shape[0] != n_pred or tc.shape[0] != n_true:
+        raise AstrodetInputError("class arrays must have one entry per prediction and per truth")
+    return pc[pred_index] == tc[true_index]
+
+
+def greedy_match(
+    scores: np.ndarray, n_true: int, pred_index: np.ndarray, true_index: np.ndarray, preference: np.ndarray
+) -> MatchResult:
+    """The greedy rule on candidate pairs: ``(pred_index[k], true_index[k])`` may match, with ``preference[k]``.
+
+    Predictions are visited by descending score (stable: equal scores keep their input order); each takes its
+    still-unmatched candidate truth of highest preference (ties: the lowest truth index). Sorting the pairs once by
+    (visit rank, -preference, truth index) and taking each pair whose prediction and truth are both still free is
+    exactly that visit, so a dense matrix (pixels) and a sparse neighbour search (catalogues) share one rule.
+    """
+    n_pred = scores.shape[0]
+    pred_to_true = np.full(n_pred, -1, dtype=np.int64)
+    true_to_pred = np.full(n_true, -1, dtype=np.int64)
+    if pred_index.size == 0:
+        return MatchResult(pred_to_true, true_to_pred)
+    rank = np.empty(n_pred, dtype=np.int64)
+    rank[np.argsort(-scores, kind="stable")] = np.arange(n_pred)
+    order = np.lexsort((true_index, -preference, rank[pred_index]))
+    for i, j in zip(pred_index[order].tolist(), true_index[order].tolist(), strict=True):
+        if pred_to_true[i] < 0 and true_to_pred[j] < 0:
+            pred_to_true[i], true_to_pred[j] = j, i
+    return MatchResult(pred_to_true, true_to_pred)
 
 
 def match(
@@ -154,36 +251,18 @@ def match(
     pred_classes: Any = None,
     true_classes: Any = None,
 ) -> MatchResult:
-    """Match predictions to truths one-to-one, highest score first; class-aware when both class arrays are given.
-
-    Cost: one (N_pred, N_true) matrix, then one masked argmax per prediction that has any allowed truth.
+    """Match predicted boxes to true boxes one-to-one, highest score first; class-aware when both class arrays are
+    given. Cost: one (N_pred, N_true) matrix, then one step per allowed pair.
     """
     rule = rule or MatchRule()
     pred = as_boxes(pred_boxes, "predicted boxes")
     true = as_boxes(true_boxes, "true boxes")
-    scores = np.asarray(pred_scores, dtype=float).reshape(-1)
-    if scores.shape[0] != pred.shape[0]:
-        raise AstrodetInputError(f"{pred.shape[0]} predicted boxes but {scores.shape[0]} scores")
-    if not np.isfinite(scores).all():
-        raise AstrodetInputError("prediction scores must be finite")
-    pred_to_true = np.full(pred.shape[0], -1, dtype=np.int64)
-    true_to_pred = np.full(true.shape[0], -1, dtype=np.int64)
+    scores = check_scores(pred_scores, pred.shape[0])
     if pred.shape[0] == 0 or true.shape[0] == 0:
-        return MatchResult(pred_to_true, true_to_pred)
+        return greedy_match(scores, true.shape[0], np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     allowed, preference = _affinity(pred, true, rule)
+    pred_index, true_index = np.nonzero(allowed)
     if pred_classes is not None and true_classes is not None:
-        pc, tc = np.asarray(pred_classes).reshape(-1), np.asarray(true_classes).reshape(-1)
-        if pc.shape[0] != pred.shape[0] or tc.shape[0] != true.shape[0]:
-            raise AstrodetInputError("class arrays must have one entry per box")
-        allowed &= pc[:, None] == tc[None, :]
-    candidates = np.flatnonzero(allowed.any(axis=1))
-    order = candidates[np.argsort(-scores[candidates], kind="stable")]
-    free = np.ones(true.shape[0], dtype=bool)
-    for i in order:
-        ok = allowed[i] & free
-        if not ok.any():
-            continue
-        j = int(np.argmax(np.where(ok, preference[i], -np.inf)))
-        free[j] = False
-        pred_to_true[i], true_to_pred[j] = j, i
-    return MatchResult(pred_to_true, true_to_pred)
+        keep = same_class_pairs(pred_index, true_index, pred_classes, true_classes, pred.shape[0], true.shape[0])
+        pred_index, true_index = pred_index[keep], true_index[keep]
+    return greedy_match(scores, true.shape[0], pred_index, true_index, preference[pred_index, true_index])

@@ -44,19 +44,34 @@ def build_report(
     return plain(report)
 
 
+def _ci(boot: Mapping[str, Any], key: str) -> str:
+    """`` [lo, hi]`` when the bootstrap has an interval for ``key``, else nothing."""
+    ci = boot.get(key)
+    return f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
+
+
 def _headline(report: Mapping[str, Any]) -> list[str]:
     n = report.get("n_matched")
     coco = report.get("coco") or {}
+    boot = report.get("bootstrap") or {}
+    completeness, purity = (fmt(report[k]) + _ci(boot, k) for k in ("completeness", "purity"))
     rows = [
-        ("Completeness", f"{fmt(report['completeness'])} ({n} of {report.get('n_true')} true objects)"),
-        ("Purity", f"{fmt(report['purity'])} ({n} of {report.get('n_pred')} predictions)"),
+        ("Completeness", f"{completeness} ({n} of {report.get('n_true')} true objects)"),
+        ("Purity", f"{purity} ({n} of {report.get('n_pred')} predictions)"),
         ("F1", fmt(report.get("f1"))),
         ("Score threshold", fmt(report["score_threshold"], 2)),
         ("Matching", _matching_text(report["matching"])),
         ("Images", fmt(report.get("n_images"))),
     ]
-    rows += [(f"COCO {k}", fmt(coco.get(k))) for k in ("AP", "AP50") if k in coco]
-    return ["## Headline", "", *table(("metric", "value"), rows), ""]
+    rows += [(f"COCO {k}", fmt(coco.get(k)) + _ci(boot, k)) for k in ("AP", "AP50") if k in coco]
+    lines = ["## Headline", "", *table(("metric", "value"), rows), ""]
+    if boot:
+        lines += [
+            f"[brackets]: {round(100 * boot['confidence'])} % bootstrap intervals, {boot['n_resamples']} resamples "
+            f"of the {boot['unit']}s, seed {boot['seed']}.",
+            "",
+        ]
+    return lines
 
 
 def _matching_text(matching: Mapping[str, Any]) -> str:

@@ -212,11 +212,11 @@ def test_cutouts_matched_by_coordinates_and_every_image_problem(tmp_path) -> Non
     ]
     data = load_coco(summary.outputs["all"])
     assert len(data["images"]) == 1 and data["images"][0]["file_name"] == "cutouts/obj_ra=10.0001_dec=-5.png"
-    # by name: only rows whose text builds an existing file name
-    by_name = convert_catalog(
-        table, tmp_path / "n.json", cutouts=cut, pattern="obj_ra={ra}_dec={dec}.png", match="name", label_col="morph"
-    )
-    assert by_name.rows_out == 0
+    # by name: only rows whose text builds an existing file name; here none, and an empty dataset is a failure
+    with pytest.raises(AstrodetInputError, match=r"cat\.csv: no image to write \(9 rows in = 0 images out"):
+        name_only = {"pattern": "obj_ra={ra}_dec={dec}.png", "match": "name", "label_col": "morph"}
+        convert_catalog(table, tmp_path / "n.json", cutouts=cut, **name_only)
+    assert not list(tmp_path.glob("n*"))
 
 
 def test_catalogue_errors_are_clear(tmp_path) -> None:

@@ -232,6 +232,16 @@ def test_keep_empty_images_and_galaxies_table(tmp_path, images):
         convert_clumpscout(boxes, tmp_path / "x.json", images_dir=images, galaxies_csv=tmp_path / "nolocal.csv")
 
 
+def test_a_run_that_would_write_no_image_fails_naming_why(tmp_path):
+    """A folder of JPEGs with --keep-empty-images: every row misses its PNG and no PNG is kept; exit 2, no files."""
+    jpegs = tmp_path / "jpegs"
+    jpegs.mkdir()
+    Image.fromarray(np.zeros((400, 400, 3), np.uint8)).save(jpegs / "g1.jpg")
+    boxes = _table(tmp_path / "b.csv", [_row("g1", 50, 70, 40, 60)])
+    with pytest.raises(AstrodetInputError, match=r"b\.csv: no image to write .*missing_image: 1.*g1\.png not found"):
+        convert_clumpscout(boxes, tmp_path / "k.json", images_dir=jpegs, keep_empty_images=True)
+    assert not list(tmp_path.glob("k*"))
+
 def _split_table(path: Path, order: list[int]) -> Path:
     rng = np.random.default_rng(0)
     rows = []

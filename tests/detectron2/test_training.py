@@ -68,7 +68,7 @@ def test_eval_only_reproduces_the_report(quick_run: Path, tmp_path: Path, tiny_c
         str(quick_run / "model_final.pth"),
         extra=("--eval-only",),
     )
-    second = json.loads((tmp_path / "out" / "report.json").read_text())
+    second = json.loads((tmp_path / "out" / "eval_model_final" / "report.json").read_text())  # beside, not over
     assert second["n_pred"] == first["n_pred"]
     assert second["completeness"] == first["completeness"] and second["purity"] == first["purity"]
 

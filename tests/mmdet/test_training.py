@@ -126,7 +126,8 @@ def test_eval_only_writes_the_report_from_a_checkpoint(quick_run: Path, tiny_cac
     work_dir = tmp_path / "eval"
     config = QUICK / "frcnn_zoobot_quick.py"
     result = _train_mmdet(tiny_cache, config, work_dir, "--eval-only", "--checkpoint", str(quick_run / "iter_10.pth"))
-    assert "Iter(train)" not in result.stdout + result.stderr and not list(work_dir.glob("iter_*.pth"))
+    assert "Iter(train)" not in result.stdout + result.stderr and not list(work_dir.rglob("iter_*.pth"))
+    work_dir = work_dir / "eval_iter_10"  # --eval-only writes beside the work dir's own files, never over them
     assert _without_meta(work_dir) == _without_meta(quick_run)
     assert json.loads((work_dir / "report.json").read_text())["meta"]["config"] == str(config)
 

@@ -40,6 +40,9 @@ Outputs in the dataset folder (each written atomically; same seed -> identical b
 - ``fits/<local_id>_<band>.fits`` (g, r, i): the native-resolution data, ``BUNIT = 'nanomaggy'`` per 0.396 arcsec
   pixel (SDSS frame units; 22.5 mag = 1 nanomaggy), TAN WCS with the galaxy at ``CRPIX`` = (``fits_x`` + 1,
   ``fits_y`` + 1) of galaxies.csv; headers carry PSF, sky and gain.
+- ``fits_cutout/<local_id>_<band>.fits`` (only with ``write_cutout_fits`` / ``--cutout-fits``): the PNG's own
+  400x400 frame per band, float32 nanomaggies per arcsec^2 (the values the PNG was coloured from), rows flipped to
+  FITS order, with the cutout's TAN WCS at the galaxy's pixel scale (``BUNIT = 'nanomaggy/arcsec2'``).
 - ``boxes.csv``: exactly the Clump Scout table columns ``image_id,local_ids,filename,label,label_text,x1,x2,y1,y2``.
   ``x1..y2`` are in pixels of the central 200x200 crop (PNG pixels 100-300), i.e. PNG-frame coordinates minus 100,
   so boxes of sources outside the crop have negative or > 200 values, as in the real table; label 1 ``clumpy``,

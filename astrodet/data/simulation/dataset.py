@@ -30,15 +30,18 @@ from astrodet.data.simulation.writers import (
     CLUMP_COLUMNS,
     GALAXY_COLUMNS,
     csv_text,
+    cutout_surface_brightness,
     png_image,
     source_rows,
     write_band_fits,
+    write_cutout_fits,
 )
 from astrodet.errors import AstrodetInputError
 from astrodet.io import atomic_write_json, atomic_write_text
 from astrodet.workers import die_with_parent
 
 MAX_GALAXIES = 10_000_000
+CUTOUT_FITS_DIR = "fits_cutout"  # per-band FITS of the PNG's own frame (write_cutout_fits=True)
 
 
 @dataclass(frozen=True)
@@ -65,17 +68,22 @@ def simulate_galaxy(seed: int, index: int, negative_fraction: float = NEGATIVE_F
     return {"images": noisy, "png": png_image(galaxy, noisy), "galaxy": row, "boxes": boxes, "clumps": clumps}
 
 
-def _simulate_chunk(task: tuple[int, Sequence[int], str, bool, float]) -> list[tuple[dict, list[dict], list[dict]]]:
+def _simulate_chunk(
+    task: tuple[int, Sequence[int], str, bool, float, bool],
+) -> list[tuple[dict, list[dict], list[dict]]]:
     """Worker: simulate and write the galaxies of one chunk; return their table rows."""
-    seed, indices, out_dir, write_fits, negative_fraction = task
+    seed, indices, out_dir, write_fits, negative_fraction, cutout_fits = task
     out = Path(out_dir)
     results = []
     for index in indices:
         galaxy = Galaxy(seed, index, negative_fraction)
         noisy, labelled, row = galaxy.render()
-        write_png(out / row["filename"], png_image(galaxy, noisy))
+        sb = cutout_surface_brightness(galaxy, noisy)
+        write_png(out / row["filename"], png_image(galaxy, noisy, sb))
         if write_fits:
             write_band_fits(galaxy, noisy, out / "fits")
+        if cutout_fits:
+            write_cutout_fits(galaxy, sb, out / CUTOUT_FITS_DIR)
         boxes, clumps = source_rows(galaxy, labelled, row)
         results.append((row, boxes, clumps))
     return results
@@ -110,7 +118,7 @@ def _check_arguments(out_dir: Path, n: int, seed: int, workers: int | None, nega
         raise AstrodetInputError(f"negative_fraction: expected a fraction in [0, 1), got {negative_fraction!r}")
     if out_dir.exists() and not out_dir.is_dir():
         raise AstrodetInputError(f"--out {out_dir}: expected a directory (created if missing), found an existing file")
-    for sub in ("images", "fits"):
+    for sub in ("images", "fits", CUTOUT_FITS_DIR):
         if (out_dir / sub).exists() and not (out_dir / sub).is_dir():
             raise AstrodetInputError(f"--out {out_dir}: expected {sub}/ to be a directory, found a file")
 
@@ -123,13 +131,17 @@ def simulate_dataset(
     progress: bool = True,
     write_fits: bool = True,
     negative_fraction: float = NEGATIVE_FRACTION,
+    write_cutout_fits: bool = False,
 ) -> SimulationSummary:
     """Write ``n`` simulated clumpy galaxies (PNG, FITS, boxes/clumps/galaxies CSV) into ``out_dir``.
 
     This is the one entry point for code that needs astrodet's embedded training data: output depends only on
     ``(n, seed, write_fits, negative_fraction)``, not on ``workers`` (default: all CPU cores), so a dataset can be
-    rebuilt byte for byte anywhere. Rerunning into the same folder overwrites it cleanly (stale images of a larger
-    earlier run are removed). Raises :class:`AstrodetInputError` on bad arguments.
+    rebuilt byte for byte anywhere. ``write_cutout_fits`` also writes ``fits_cutout/<local_id>_<band>.fits``: the
+    PNG's 400x400 frame per band in nanomaggies per arcsec^2 with its TAN WCS (what inference on FITS is checked
+    against); off by default, and the other outputs are the same bytes either way. Rerunning into the same folder
+    overwrites it cleanly (stale images of a larger earlier run are removed). Raises :class:`AstrodetInputError`
+    on bad arguments.
     """
     out = Path(out_dir)
     _check_arguments(out, n, seed, workers, negative_fraction)
@@ -139,8 +151,12 @@ def simulate_dataset(
     (out / "images").mkdir(parents=True, exist_ok=True)
     if write_fits:
         (out / "fits").mkdir(parents=True, exist_ok=True)
+    if write_cutout_fits:
+        (out / CUTOUT_FITS_DIR).mkdir(parents=True, exist_ok=True)
     chunk = max(1, min(16, n // (n_workers * 4) or 1))
-    tasks = [(seed, idx, str(out), write_fits, float(negative_fraction)) for idx in _chunks(n, chunk)]
+    tasks = [
+        (seed, idx, str(out), write_fits, float(negative_fraction), write_cutout_fits) for idx in _chunks(n, chunk)
+    ]
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -169,11 +185,13 @@ def simulate_dataset(
     atomic_write_text(files["boxes"], csv_text(BOXES_COLUMNS, boxes))
     atomic_write_text(files["clumps"], csv_text(CLUMP_COLUMNS, clumps))
     atomic_write_text(files["galaxies"], csv_text(GALAXY_COLUMNS, galaxies))
-    atomic_write_json(files["config"], _config(n, seed, write_fits, negative_fraction), indent=2)
+    atomic_write_json(files["config"], _config(n, seed, write_fits, negative_fraction, write_cutout_fits), indent=2)
     keep_png = {f"{g['local_ids']}.png" for g in galaxies}
     keep_fits = {f"{g['local_ids']}_{b}.fits" for g in galaxies for b in BANDS} if write_fits else set()
     _remove_stale(out / "images", _OUR_IMAGE, keep_png)
     _remove_stale(out / "fits", _OUR_FITS, keep_fits)
+    if write_cutout_fits:
+        _remove_stale(out / CUTOUT_FITS_DIR, _OUR_FITS, {f"{g['local_ids']}_{b}.fits" for g in galaxies for b in BANDS})
     seconds = time.perf_counter() - start
     return SimulationSummary(
         out_dir=str(out),
@@ -188,10 +206,10 @@ def simulate_dataset(
     )
 
 
-def _config(n: int, seed: int, write_fits: bool, negative_fraction: float) -> dict[str, Any]:
+def _config(n: int, seed: int, write_fits: bool, negative_fraction: float, cutout_fits: bool) -> dict[str, Any]:
     from astrodet import __version__
 
-    return {
+    config = {
         "generator": "astrodet.data.simulation",
         "astrodet_version": __version__,
         "n": n,
@@ -211,6 +229,10 @@ def _config(n: int, seed: int, write_fits: bool, negative_fraction: float) -> di
         "units": {"fits": "nanomaggy per 0.396 arcsec pixel", "png": "Lupton asinh of nanomaggy/arcsec^2 (i,r,g)"},
         "calibration": "clump counts and box sides from Galaxy Zoo: Clump Scout boxes (Popp et al. 2024), train split",
     }
+    if cutout_fits:  # only when asked, so that datasets made without it keep their bytes
+        config["write_cutout_fits"] = True
+        config["units"]["fits_cutout"] = "nanomaggy/arcsec^2 on the PNG's grid, rows flipped to FITS order"
+    return config
 
 
 # ------------------------------------------------------------------------------------------------- CLI
@@ -224,12 +246,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPU cores)")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     parser.add_argument("--no-fits", action="store_true", help="write PNGs and tables only (no per-band FITS)")
+    parser.add_argument(
+        "--cutout-fits",
+        action="store_true",
+        help=f"also write {CUTOUT_FITS_DIR}/<id>_<band>.fits: the PNG's 400x400 frame per band with its WCS",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """``astrodet simulate``: write the dataset and print one summary line."""
     summary = simulate_dataset(
-        args.out, args.n, args.seed, workers=args.workers, progress=not args.no_progress, write_fits=not args.no_fits
+        args.out,
+        args.n,
+        args.seed,
+        workers=args.workers,
+        progress=not args.no_progress,
+        write_fits=not args.no_fits,
+        write_cutout_fits=args.cutout_fits,
     )
     print(
         f"simulated {summary.n_galaxies} galaxies into {summary.out_dir}: {summary.n_boxes} boxes "

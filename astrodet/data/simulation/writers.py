@@ -44,14 +44,42 @@ CLUMP_COLUMNS = (
 )  # fmt: skip
 
 
-def png_image(galaxy: Galaxy, noisy: dict[str, np.ndarray]) -> np.ndarray:
-    """Resample the native data onto the 400x400 cutout (north up) and colour it like an SDSS cutout."""
+def cutout_surface_brightness(galaxy: Galaxy, noisy: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The native data resampled onto the 400x400 cutout (row 0 = north), in nanomaggies per arcsec^2, per band."""
     centres = np.arange(FRAME, dtype=float) + 0.5 - FRAME / 2
     cols = galaxy.cx + centres * galaxy.scale / SDSS_PIXEL
     rows = galaxy.cy - centres * galaxy.scale / SDSS_PIXEL  # PNG row 0 = north = highest native row
     to_sb = np.float32(1.0 / SDSS_PIXEL**2)  # nanomaggies per native pixel -> per arcsec^2
-    sb = {b: resample(noisy[b] * to_sb, rows, cols) for b in BANDS}
+    return {b: resample(noisy[b] * to_sb, rows, cols) for b in BANDS}
+
+
+def png_image(galaxy: Galaxy, noisy: dict[str, np.ndarray], sb: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Colour the 400x400 cutout (north up) like an SDSS cutout; ``sb``: its surface brightness if already made."""
+    sb = sb if sb is not None else cutout_surface_brightness(galaxy, noisy)
     return lupton_rgb(sb["g"], sb["r"], sb["i"])
+
+
+def write_cutout_fits(galaxy: Galaxy, sb: dict[str, np.ndarray], fits_dir: Path) -> None:
+    """Write the PNG's own frame per band as ``<local_id>_<band>.fits``: 400x400 float32 surface brightness.
+
+    Why: the exact pixels the PNG was coloured from (no resampling or unit change left to redo), with the TAN WCS
+    of the cutout at the galaxy's pixel scale, so inference on FITS can be checked against the PNG pixel for pixel
+    and RA/Dec against clumps.csv. Rows are flipped to the FITS convention (row 0 = south).
+    """
+    wcs = celestial_wcs(galaxy.ra, galaxy.dec, galaxy.scale, (FRAME, FRAME))
+    common = fits_header(
+        wcs,
+        {
+            "BUNIT": ("nanomaggy/arcsec2", "22.5 mag = 1 nanomaggy (SDSS)"),
+            "OBJECT": (str(galaxy.local_id), "astrodet simulated galaxy local id"),
+            "ORIGIN": ("astrodet simulate", "simulated, not observed"),
+            "PIXSCALE": (round(galaxy.scale, 9), "arcsec per pixel (the PNG cutout's scale)"),
+        },
+    )
+    for band in BANDS:
+        header = common.copy()
+        header["FILTER"] = (band, "SDSS band")
+        write_fits_image(fits_dir / f"{galaxy.local_id}_{band}.fits", sb[band][::-1], header=header)
 
 
 def _native_wcs(galaxy: Galaxy) -> WCS:
