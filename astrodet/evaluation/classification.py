@@ -354,7 +354,8 @@ def classification_sections(report: Mapping[str, Any]) -> list[str]:
     ]
     if report.get("votes"):
         rows.append(("Vote fraction RMSE (Kaggle metric)", fmt(report["votes"]["rmse"], 4)))
-    lines += ["## Headline", "", *table(("metric", "value"), rows), ""]
+    lines += ["## Headline", "", "Accuracies and ROC AUC are fractions of 1 (0.5 = 50 %); log loss in nats.", ""]
+    lines += [*table(("metric", "value"), rows), ""]
     lines.append(
         f"Bootstrap: {boot.get('n_resamples')} resamples of the images, seed {boot.get('seed')}; ROC AUC is defined "
         f"in {boot.get('roc_auc_defined_in')} of them (resamples lacking a class are skipped)."

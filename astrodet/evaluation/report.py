@@ -64,7 +64,8 @@ def _headline(report: Mapping[str, Any]) -> list[str]:
         ("Images", fmt(report.get("n_images"))),
     ]
     rows += [(f"COCO {k}", fmt(coco.get(k)) + _ci(boot, k)) for k in ("AP", "AP50") if k in coco]
-    lines = ["## Headline", "", *table(("metric", "value"), rows), ""]
+    lines = ["## Headline", "", "Completeness, purity, F1 and AP are fractions of 1 (0.5 = 50 %).", ""]
+    lines += [*table(("metric", "value"), rows), ""]
     if boot:
         lines += [
             f"[brackets]: {round(100 * boot['confidence'])} % bootstrap intervals, {boot['n_resamples']} resamples "
