@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from astrodet.errors import AstrodetInputError
+from astrodet.io import atomic_path
 
 FORMATS = {".fits": "fits", ".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".parquet": "parquet"}
 _POSITION = ("x_min", "y_min", "x_max", "y_max", "x", "y")
@@ -96,30 +96,12 @@ def _json_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v) for k, v in meta.items()}
 
 
-@contextlib.contextmanager
-def _temporary_sibling(path: Path):
-    """A temporary path beside ``path`` (same file system) that becomes ``path`` if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_catalogue(table, path: str | os.PathLike[str]) -> Path:
     """Write ``table`` by the extension of ``path``, atomically, with its meta in the form each format keeps."""
     target = Path(path)
     fmt = catalogue_format(target)
     out = table.copy(copy_data=False)
-    with _temporary_sibling(target) as tmp, warnings.catch_warnings():
+    with atomic_path(target) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # FITS: HIERARCH cards for long keys, expected here
         if fmt == "fits":
             out.meta = _json_meta(table.meta)
