@@ -40,7 +40,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from astrodet.errors import AstrodetInputError
-from astrodet.mmdet.compat import configure_device, shutdown_process_group
+from astrodet.mmdet.compat import check_checkpoint_fits, configure_device, shutdown_process_group
 from astrodet.runs import (
     cap_iterations,
     eval_folder,
@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         use_cpu_threads_per_process(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
     try:
+        if cfg.get("load_from") and not cfg.get("resume"):
+            check_checkpoint_fits(runner.model, cfg.load_from)
         if not args.eval_only:
             runner.train()
         metrics = runner.test()

@@ -151,6 +151,23 @@ def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
         ) from None
 
 
+def check_checkpoint_fits(model: torch.nn.Module, filename: str) -> None:
+    """Refuse a ``load_from`` checkpoint none of whose weights belong to ``model``.
+
+    mmengine loads non-strictly and only warns about missing keys, so a checkpoint of another model would leave this
+    one at random initialisation and the run would train from scratch (or evaluate random weights) with exit 0.
+    """
+    checkpoint = load_local_checkpoint(filename, map_location="cpu")
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else {}
+    found = {re.sub(r"^module\.", "", str(k)) for k in state}
+    expected = set(getattr(model, "module", model).state_dict())
+    if not found & expected:
+        raise AstrodetInputError(
+            f"{filename}: none of its {len(found)} weights fits this model (expected e.g. {sorted(expected)[:3]}, "
+            f"found e.g. {sorted(found)[:3]}); refusing to go on from random weights"
+        )
+
+
 def install_checkpoint_loader() -> None:
     """Allow-list mmengine's checkpoint contents for ``weights_only`` loads and read local files with
     :func:`load_local_checkpoint` (mmengine 0.10.7 calls ``torch.load`` with torch's default, which cannot read its

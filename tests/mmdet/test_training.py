@@ -132,6 +132,18 @@ def test_eval_only_writes_the_report_from_a_checkpoint(quick_run: Path, tiny_cac
     assert json.loads((work_dir / "report.json").read_text())["meta"]["config"] == str(config)
 
 
+def test_a_checkpoint_of_another_model_is_refused_not_trained_over(tiny_cache: Path, tmp_path: Path) -> None:
+    """mmengine loads non-strictly and only warns: a checkpoint none of whose weights fits the model would leave it
+    at random initialisation with exit 0. Refused on the load_from and --checkpoint routes, naming the file."""
+    foreign = tmp_path / "other_model.pth"
+    torch.save({"state_dict": {"encoder.layer0.weight": torch.zeros(3)}, "meta": {}}, foreign)
+    config = QUICK / "frcnn_deepshadows_quick.py"
+    for extra in (["--cfg-options", f"load_from={foreign}"], ["--eval-only", "--checkpoint", str(foreign)]):
+        result = _train_mmdet(tiny_cache, config, tmp_path / extra[0].strip("-"), *extra, expect=2)
+        assert f"{foreign}: none of its 1 weights fits this model" in result.stdout + result.stderr
+        assert "Iter(train)" not in result.stdout + result.stderr
+
+
 @pytest.mark.skipif(not (MMDET_TOOLS / "train.py").is_file(), reason=f"mmdet's tools are not in {MMDET_TOOLS}")
 def test_mmdet_own_tools_train_and_test_a_shipped_config_with_the_report(tiny_cache: Path, tmp_path: Path) -> None:
     """The config runs unchanged under mmdet's tools/train.py, and tools/test.py writes astrodet's report."""
