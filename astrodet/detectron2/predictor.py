@@ -31,7 +31,7 @@ from astrodet.detectron2.datasets import ensure_catalogue_split, register_coco_f
 from astrodet.detectron2.trainer import resolve_device
 from astrodet.errors import AstrodetInputError
 from astrodet.evaluation.classification import class_scores_from_votes
-from astrodet.inference.model import SIMULATOR_RECIPE, Detections, ImageRecipe
+from astrodet.inference.model import SIMULATOR_RECIPE, Detections, ImageRecipe, check_images
 from astrodet.models.schemas import QUESTIONS, load_question_schema
 
 logger = logging.getLogger(__name__)
@@ -108,12 +108,6 @@ def class_names(checkpoint: dict[str, Any], metadata: dict[str, Any], count: int
             return tuple(str(n) for n in names)
     logger.warning("class names unknown (no checkpoint entry or dataset with %d classes): using class_<k>", count)
     return tuple(f"class_{k}" for k in range(count))
-
-
-def check_images(images: Sequence[np.ndarray], channels: int) -> None:
-    for index, image in enumerate(images):
-        if image.ndim != 3 or image.shape[2] != channels:
-            raise AstrodetInputError(f"image {index}: shape {image.shape}, the model takes (H, W, {channels}) images")
 
 
 class Detectron2Detector:

@@ -174,6 +174,13 @@ def framework_module(config: str | Path) -> str:
     return _LOADERS[suffix]
 
 
+def check_images(images: Sequence[np.ndarray], channels: int) -> None:
+    """What every predictor checks before a batch: each image is (H, W, channels)."""
+    for index, image in enumerate(images):
+        if image.ndim != 3 or image.shape[2] != channels:
+            raise AstrodetInputError(f"image {index}: shape {image.shape}, the model takes (H, W, {channels}) images")
+
+
 def load_model(config: str | Path, weights: str | Path, device: str = "auto") -> Detector | Classifier:
     """Build the trained model of ``config`` with ``weights``, through the framework the config belongs to."""
     config_path, weights_path = Path(config), Path(weights)

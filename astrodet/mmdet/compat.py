@@ -35,6 +35,7 @@ from pycocotools.cocoeval import COCOeval
 
 from astrodet.errors import AstrodetInputError
 from astrodet.evaluation.coco_params import patched_cocoeval
+from astrodet.models.checkpoints import load_weights_only
 
 logger = logging.getLogger(__name__)
 
@@ -136,19 +137,12 @@ MMENGINE_CHECKPOINT_GLOBALS: list[Any] = [
 
 
 def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
-    """mmengine's local-file loader, reading weights and mmengine's training state only: a file that would run code
-    or build any other object is refused with a message naming it."""
-    path = Path(filename).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{filename} can not be found.")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        reason = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s|\n|$)", str(err))
-        raise AstrodetInputError(
-            f"{filename}: refused: a checkpoint may hold only weights and mmengine's training state, this one asks "
-            f"for more ({reason.group(1) if reason else err}); astrodet never runs code from a checkpoint"
-        ) from None
+    """mmengine's local-file loader, reading weights and mmengine's training state only (the core's weights-only
+    reader, with this module's allow-list): a file that would run code or build any other object is refused with a
+    message naming it."""
+    return load_weights_only(
+        Path(filename).expanduser(), holds="weights and mmengine's training state", map_location=map_location
+    )
 
 
 def check_checkpoint_fits(model: torch.nn.Module, filename: str) -> None:

@@ -32,7 +32,7 @@ from astrodet.data.coco import load_coco
 from astrodet.data.wholeimage import read_classification_coco, vote_class_columns
 from astrodet.errors import AstrodetInputError
 from astrodet.evaluation.classification import class_scores_from_votes
-from astrodet.inference.model import SIMULATOR_RECIPE, Detections, ImageRecipe
+from astrodet.inference.model import SIMULATOR_RECIPE, Detections, ImageRecipe, check_images
 from astrodet.mmdet.compat import load_local_checkpoint
 from astrodet.mmdet.datasets import resolve_ann_file
 from astrodet.models.schemas import QUESTIONS, load_question_schema
@@ -123,12 +123,6 @@ def config_recipe(cfg: Config, checkpoint: dict[str, Any]) -> ImageRecipe:
     simulator's (every config trained on astrodet's PNG cutouts)."""
     stored = (checkpoint.get("meta") or {}).get("image_recipe") or cfg.get("image_recipe")
     return ImageRecipe.from_dict(dict(stored)) if stored else SIMULATOR_RECIPE
-
-
-def check_images(images: Sequence[np.ndarray], channels: int) -> None:
-    for index, image in enumerate(images):
-        if image.ndim != 3 or image.shape[2] != channels:
-            raise AstrodetInputError(f"image {index}: shape {image.shape}, the model takes (H, W, {channels}) images")
 
 
 def square_test_scale(pipeline: Sequence[dict]) -> int | None:

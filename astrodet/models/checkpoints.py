@@ -37,15 +37,15 @@ def refusal_reason(err: pickle.UnpicklingError) -> str | None:
     return reason.group(1) if reason else "an object that is not a tensor or a plain container"
 
 
-def load_weights_only(path: str | os.PathLike[str], holds: str = "weights") -> Any:
-    """``torch.load(path, map_location="cpu", weights_only=True)``: a file that would run code or build anything but
-    tensors, plain containers and allow-listed types, and a corrupt or empty file, are one-line
+def load_weights_only(path: str | os.PathLike[str], holds: str = "weights", map_location: Any = "cpu") -> Any:
+    """``torch.load(path, map_location=map_location, weights_only=True)``: a file that would run code or build
+    anything but tensors, plain containers and allow-listed types, and a corrupt or empty file, are one-line
     :class:`AstrodetInputError` naming the file. ``holds`` says what such a checkpoint may legitimately hold."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {file}")
     try:
-        return torch.load(file, map_location="cpu", weights_only=True)
+        return torch.load(file, map_location=map_location, weights_only=True)
     except _UNREADABLE as err:
         if file.stat().st_size == 0:
             raise AstrodetInputError(f"{file}: the file is empty, not a PyTorch checkpoint") from None
