@@ -57,7 +57,7 @@ def time_workers(n: int, seed: int, workers: Sequence[int], write_fits: bool) ->
             runs.append(
                 SimulateRun(count, summary.n_galaxies, summary.seconds, summary.galaxies_per_minute, _digest(out))
             )
-            shutil.rmtree(out)
+            shutil.rmtree(out.resolve())  # the published folder (``out`` is the link that switches to it)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return runs

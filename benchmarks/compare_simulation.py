@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     parser.add_argument("--keep", type=Path, default=None, help="keep the simulated set in this folder")
     args = parser.parse_args(argv)
-    work = args.keep or Path(tempfile.mkdtemp(prefix="astrodet-sim-"))
+    scratch = Path(tempfile.mkdtemp(prefix="astrodet-sim-"))  # the simulator switches its folder in beside it
+    work = args.keep or scratch / "sim"
     try:
         summary = simulate_dataset(work, args.n, args.seed, workers=args.workers, write_fits=False)
         print(f"simulated {summary.n_galaxies} galaxies in {summary.seconds:.1f} s")
@@ -217,8 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         write_figure(work, args.shared, args.docs / "simulated_vs_real.png")
         print(f"wrote {args.docs / 'box_stats.md'} and {args.docs / 'simulated_vs_real.png'}")
     finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -19,6 +19,8 @@ dir). What this tool adds:
 - a work dir that already holds a run (report.json or last_checkpoint) is refused unless ``--resume`` continues it
   or ``--overwrite`` writes over it; ``--eval-only`` writes into ``<work dir>/eval_<checkpoint stem>/``;
   ``$ASTRODET_MAX_ITER`` caps ``train_cfg.max_iters`` (quick checks, the documentation's tests).
+- every config gets :class:`~astrodet.mmdet.hooks.AstroCheckpointHook` (astrodet's configs list it already): a
+  checkpoint none of whose weights fits the model is refused with one line naming it, exit status 2.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from mmengine.runner import Runner
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from astrodet.errors import AstrodetInputError
-from astrodet.mmdet.compat import check_checkpoint_fits, configure_device, shutdown_process_group
+from astrodet.mmdet.compat import configure_device, shutdown_process_group
+from astrodet.mmdet.hooks import with_checkpoint_hook
 from astrodet.runs import (
     cap_iterations,
     eval_folder,
@@ -122,6 +125,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    with_checkpoint_hook(cfg)  # a load_from / --checkpoint / --resume file that fits none of the model is refused
     configure_device(cfg)
     return cfg
 
@@ -138,8 +142,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         use_cpu_threads_per_process(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
     try:
-        if cfg.get("load_from") and not cfg.get("resume"):
-            check_checkpoint_fits(runner.model, cfg.load_from)
         if not args.eval_only:
             runner.train()
         metrics = runner.test()

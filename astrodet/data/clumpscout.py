@@ -69,7 +69,7 @@ from astrodet.data.toolkit import (
 from astrodet.errors import AstrodetInputError
 
 # annotation keys an extra table column may not overwrite; such a column is stored as "table_<name>"
-_RESERVED = {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "source_row"}
+RESERVED_ANNOTATION_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "source_row"}
 
 
 @dataclass(kw_only=True)
@@ -109,7 +109,7 @@ class ClumpScoutOptions(ConverterOptions):
         super().__post_init__()
 
 
-def _stratum(n_boxes: int, has_odd: bool) -> tuple[str, bool]:
+def galaxy_stratum(n_boxes: int, has_odd: bool) -> tuple[str, bool]:
     """Split strata: clumps-per-galaxy bucket x presence of odd clumps."""
     bucket = "0" if n_boxes == 0 else "1" if n_boxes == 1 else "2" if n_boxes == 2 else "3-4" if n_boxes <= 4 else "5+"
     return bucket, has_odd
@@ -127,7 +127,7 @@ def _split_groups(
         rows_of = kept.get(image.name, [])
         n_boxes[image.galaxy_id] = n_boxes.get(image.galaxy_id, 0) + len(rows_of)
         odd[image.galaxy_id] = odd.get(image.galaxy_id, False) or any(labels[i] == 2 for i in rows_of)
-    strata = {g: _stratum(n_boxes[g], odd[g]) for g in n_boxes}
+    strata = {g: galaxy_stratum(n_boxes[g], odd[g]) for g in n_boxes}
     assignment = assign_splits(strata, opts.split, opts.seed)
     return {name: [im for im in ordered if assignment[im.galaxy_id] == name] for name in opts.split}
 
@@ -217,7 +217,7 @@ def _row_images(table: CsvTable, rows: CheckedRows) -> dict[str, SourceImage]:
 def _extra_columns(table: CsvTable, rows: CheckedRows) -> dict[str, list[Any]]:
     """Columns beyond the standard ones, as JSON values per kept row (None for rejected rows)."""
     return {
-        (f"table_{h}" if h in _RESERVED else h): [
+        (f"table_{h}" if h in RESERVED_ANNOTATION_KEYS else h): [
             cell_value(row[j]) if rows.reasons[i] is None else None for i, row in enumerate(table.rows)
         ]
         for j, h in enumerate(table.header)

@@ -21,6 +21,8 @@ CONVERTERS: dict[str, tuple[str, str]] = {
     "clumpscout": ("astrodet.data.clumpscout", "Galaxy Zoo: Clump Scout clump boxes (Popp et al. 2024 frame)"),
     "galaxyzoo": ("astrodet.data.galaxyzoo", "Galaxy Zoo 2 vote tables or labelled lists -> whole-image classes"),
     "catalog": ("astrodet.data.catalog", "survey catalogue + cutouts (files, FITS or .npz) -> whole-image classes"),
+    "field": ("astrodet.data.field", "source list over wide FITS frames -> overlapping COCO detection tiles"),
+    "clumps": ("astrodet.data.clumps", "RA/Dec clump catalogue + FITS (WCS) or centred cutouts -> clump boxes"),
 }
 
 

@@ -17,21 +17,32 @@ when a checkpoint's names match none of the model's. Here:
   (``tools/convert-torchvision-to-d2.py``) hold.
 - a checkpoint none of whose weights fit the model (by name and shape) is refused, naming the file and a few
   expected and found names.
+
+Writing: the trainer's checkpointer is an AstroCheckpointer too (:meth:`AstroCheckpointer.take_over`, the
+PeriodicCheckpointer hook included), and every checkpoint it saves records what a predictor would otherwise have to
+take from a config (:func:`training_metadata`): ``image_recipe`` (how the training pixels were made) and the
+training data's ``classes`` (and a vote model's ``vote_class_columns``).
 """
 
 from __future__ import annotations
 
 import codecs
 import collections
+import json
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode
+from detectron2.data import MetadataCatalog
+from detectron2.engine import DefaultTrainer, hooks
 from detectron2.utils.file_io import PathManager
 
 from astrodet.errors import AstrodetInputError
+from astrodet.inference.model import SIMULATOR_RECIPE, ImageRecipe
 from astrodet.models.checkpoints import load_weights_only
 
 _numpy_core = np._core if hasattr(np, "_core") else np.core
@@ -89,12 +100,58 @@ def load_numpy_pickle(filename: str) -> Any:
         raise AstrodetInputError(f"{filename}: not a readable .pkl model file ({type(err).__name__}: {err})") from None
 
 
-class AstroCheckpointer(DetectionCheckpointer):
-    """DetectionCheckpointer that never runs code from a file and refuses weights that fit none of the model's."""
+def config_image_recipe(cfg: CfgNode) -> ImageRecipe:
+    """The recipe of a config's training pixels: ``ASTRODET.IMAGE_RECIPE``, else the simulator's (``KIND`` "":
+    every config trained on astrodet's PNG cutouts)."""
+    node = cfg.ASTRODET.IMAGE_RECIPE
+    if not node.KIND:
+        return SIMULATOR_RECIPE
+    return ImageRecipe(
+        kind=node.KIND,
+        bands=tuple(node.BANDS),
+        stretch=node.STRETCH,
+        params=dict(node.PARAMS),
+        channels=len(cfg.MODEL.PIXEL_MEAN),
+    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+
+def training_metadata(cfg: CfgNode) -> dict[str, Any]:
+    """What a checkpoint of ``cfg``'s training records beside the weights: ``image_recipe`` and the first training
+    dataset's ``classes`` (and ``vote_class_columns`` for vote data), from its registered metadata. Plain dicts,
+    lists and numbers: checkpoints are read back with ``weights_only=True``, which would refuse a CfgNode."""
+    recorded: dict[str, Any] = {"image_recipe": config_image_recipe(cfg).to_dict()}
+    metadata = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]) if cfg.DATASETS.TRAIN else None
+    for key, name in (("classes", "thing_classes"), ("vote_class_columns", "vote_class_columns")):
+        if metadata is not None and metadata.get(name, None):
+            recorded[key] = metadata.get(name)
+    return json.loads(json.dumps(recorded))
+
+
+class AstroCheckpointer(DetectionCheckpointer):
+    """DetectionCheckpointer that never runs code from a file and refuses weights that fit none of the model's;
+    ``recorded`` entries (:func:`training_metadata`) go into every checkpoint it saves."""
+
+    def __init__(self, *args: Any, recorded: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.last_read: str | None = None  # the file _load_model's weights came from, named in its refusal
+        self.recorded = dict(recorded or {})
+
+    @classmethod
+    def take_over(cls, trainer: DefaultTrainer) -> None:
+        """Put an AstroCheckpointer in place of the one DefaultTrainer built (same model, folder and
+        checkpointables), for loading (``MODEL.WEIGHTS``, ``--resume``) and for the PeriodicCheckpointer hook's
+        saving, which records :func:`training_metadata`. DefaultTrainer offers no way to choose the class before it
+        builds its hooks."""
+        built = trainer.checkpointer
+        recorded = training_metadata(trainer.cfg)
+        checkpointer = cls(built.model, built.save_dir, recorded=recorded, **built.checkpointables)
+        for hook in trainer._hooks:
+            if isinstance(hook, hooks.PeriodicCheckpointer) and hook.checkpointer is built:
+                hook.checkpointer = checkpointer
+        trainer.checkpointer = checkpointer
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        super().save(name, **{**self.recorded, **kwargs})
 
     def _load_file(self, filename: str) -> dict[str, Any]:
         self.last_read = filename

@@ -34,8 +34,12 @@ def add_astrodet_config(cfg: CN) -> CN:
     cfg.ASTRODET.IMAGE_RECIPE = CN()
     # How the training images were made from FITS bands, so `astrodet predict` renders FITS inputs the same way
     # (astrodet.inference.model.ImageRecipe); a recipe stored in the checkpoint wins. KIND "" means the simulator's
-    # 8-bit Lupton RGB of i, r, g (every config trained on astrodet's PNG cutouts); else "rgb8" or "float" with
-    # BANDS in channel order, STRETCH "lupton" or "none" and PARAMS as the recipe's params.
+    # 8-bit Lupton RGB of i, r, g (every config trained on astrodet's PNG cutouts); "rgb8" names another picture
+    # recipe (STRETCH "lupton" or "none"). KIND "float": the records are FITS cubes, per-band FITS or .npy arrays,
+    # read and normalised by astrodet.data.normalise (FitsDatasetMapper): BANDS in channel order (as many as
+    # MODEL.PIXEL_MEAN has entries), STRETCH "asinh", "lupton", "zscale", "standardise" or "none", and PARAMS that
+    # stretch's parameters in lower case (e.g. softening, sigma_clip; mean and std per band for standardise;
+    # unit "nanomaggy/arcsec2"); docs/fits.md says when to use which.
     cfg.ASTRODET.IMAGE_RECIPE.KIND = ""
     cfg.ASTRODET.IMAGE_RECIPE.BANDS = []
     cfg.ASTRODET.IMAGE_RECIPE.STRETCH = "lupton"

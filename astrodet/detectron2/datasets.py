@@ -53,9 +53,23 @@ def load_classification_records(json_file: str | Path) -> list[dict[str, Any]]:
 def _load_records(dataset_name: str, json_file: Path, task: str) -> list[dict[str, Any]]:
     if task == CLASSIFICATION:
         return load_classification_records(json_file)
-    return load_coco_json(
+    records = load_coco_json(
         str(json_file), str(json_file.parent), dataset_name, extra_annotation_keys=EXTRA_ANNOTATION_KEYS
     )
+    return _with_band_fields(records, json_file)
+
+
+def _with_band_fields(records: list[dict[str, Any]], json_file: Path) -> list[dict[str, Any]]:
+    """Copy the image fields FITS records need (``bands``; ``band_files`` made absolute like ``file_name``), which
+    load_coco_json does not keep, for FitsDatasetMapper (docs/fits.md)."""
+    images = {image["id"]: image for image in load_coco(json_file)["images"]}
+    for record in records:
+        image = images[record["image_id"]]
+        if "bands" in image:
+            record["bands"] = list(image["bands"])
+        if "band_files" in image:
+            record["band_files"] = {band: str(json_file.parent / path) for band, path in image["band_files"].items()}
+    return records
 
 
 def coco_file_metadata(json_file: Path) -> tuple[str, dict[str, Any]]:

@@ -24,14 +24,14 @@ from detectron2.modeling import build_model
 
 from astrodet.data.wholeimage import crop_and_resize
 from astrodet.detectron2.augment import build_astro_augmentations
-from astrodet.detectron2.checkpoint import AstroCheckpointer
+from astrodet.detectron2.checkpoint import AstroCheckpointer, config_image_recipe
 from astrodet.detectron2.classification import META_ARCH
 from astrodet.detectron2.config import add_astrodet_config
 from astrodet.detectron2.datasets import ensure_catalogue_split, register_coco_file
 from astrodet.detectron2.trainer import resolve_device
 from astrodet.errors import AstrodetInputError
 from astrodet.evaluation.classification import class_scores_from_votes
-from astrodet.inference.model import SIMULATOR_RECIPE, Detections, ImageRecipe, check_images
+from astrodet.inference.model import Detections, ImageRecipe, check_images, check_stored_classes
 from astrodet.models.schemas import QUESTIONS, load_question_schema
 
 logger = logging.getLogger(__name__)
@@ -67,19 +67,11 @@ def load_weights(model: torch.nn.Module, weights: str | Path) -> dict[str, Any]:
 
 
 def config_recipe(cfg: CfgNode, checkpoint: dict[str, Any]) -> ImageRecipe:
-    """The checkpoint's recipe (``"image_recipe"``), else ``ASTRODET.IMAGE_RECIPE``, else the simulator's."""
+    """The checkpoint's recipe (``"image_recipe"``, which training records), else the config's
+    (:func:`~astrodet.detectron2.checkpoint.config_image_recipe`: ``ASTRODET.IMAGE_RECIPE`` or the simulator's)."""
     if isinstance(checkpoint.get("image_recipe"), dict):
         return ImageRecipe.from_dict(checkpoint["image_recipe"])
-    node = cfg.ASTRODET.IMAGE_RECIPE
-    if not node.KIND:
-        return SIMULATOR_RECIPE
-    return ImageRecipe(
-        kind=node.KIND,
-        bands=tuple(node.BANDS),
-        stretch=node.STRETCH,
-        params=dict(node.PARAMS),
-        channels=len(cfg.MODEL.PIXEL_MEAN),
-    )
+    return config_image_recipe(cfg)
 
 
 def dataset_metadata(cfg: CfgNode, need_votes: bool = False) -> dict[str, Any]:
@@ -102,7 +94,9 @@ def dataset_metadata(cfg: CfgNode, need_votes: bool = False) -> dict[str, Any]:
 
 
 def class_names(checkpoint: dict[str, Any], metadata: dict[str, Any], count: int) -> tuple[str, ...]:
-    """The checkpoint's ``"classes"``, else the training data's, when they number ``count``; else ``class_<k>``."""
+    """The checkpoint's ``"classes"`` (what the trained outputs mean, whatever data the config names now; a count
+    other than the model's is refused in :func:`load_model`), else the training data's when they number ``count``;
+    else ``class_<k>``."""
     for names in (checkpoint.get("classes"), metadata.get("thing_classes")):
         if names and len(names) == count:
             return tuple(str(n) for n in names)
@@ -117,7 +111,7 @@ class Detectron2Detector:
     task = "detection"
 
     def __init__(self, cfg: CfgNode, model: torch.nn.Module, classes: tuple[str, ...], recipe: ImageRecipe) -> None:
-        if cfg.INPUT.FORMAT not in FORMATS:
+        if recipe.kind != "float" and cfg.INPUT.FORMAT not in FORMATS:
             raise AstrodetInputError(f"INPUT.FORMAT {cfg.INPUT.FORMAT!r}: predict reads 3-band images as {FORMATS}")
         self.cfg, self.model, self.classes, self.recipe = cfg, model, classes, recipe
         self.augmentations = T.AugmentationList(build_astro_augmentations(cfg, is_train=False))
@@ -127,9 +121,10 @@ class Detectron2Detector:
         self.batch_size = DETECTION_BATCH
 
     def model_input(self, image: np.ndarray) -> dict[str, Any]:
-        """One test-loader input dict: DatasetMapper's resize, the config's channel order, the original size."""
+        """One test-loader input dict: the mapper's resize, the config's channel order (8-bit pictures; float
+        bands come in the recipe's order, normalised by the core as FitsDatasetMapper's are), the original size."""
         height, width = image.shape[:2]
-        if self.cfg.INPUT.FORMAT == "BGR":
+        if self.recipe.kind != "float" and self.cfg.INPUT.FORMAT == "BGR":
             image = image[:, :, ::-1]
         aug_input = T.AugInput(np.ascontiguousarray(image))
         self.augmentations(aug_input)
@@ -221,6 +216,9 @@ def load_model(
     model.eval()
     recipe = config_recipe(cfg, checkpoint)
     if cfg.MODEL.META_ARCHITECTURE == META_ARCH:
+        if not model.model.uses_votes:
+            check_stored_classes(checkpoint.get("classes"), max(int(cfg.MODEL.CLASSIFIER.NUM_CLASSES), 2), str(weights))
         return Detectron2Classifier(cfg, model, checkpoint, recipe)
+    check_stored_classes(checkpoint.get("classes"), int(cfg.MODEL.ROI_HEADS.NUM_CLASSES), str(weights))
     classes = class_names(checkpoint, dataset_metadata(cfg), int(cfg.MODEL.ROI_HEADS.NUM_CLASSES))
     return Detectron2Detector(cfg, model, classes, recipe)

@@ -12,16 +12,16 @@ import os
 
 import torch
 from detectron2.config import CfgNode
-from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 
-from astrodet.detectron2.augment import build_astro_augmentations
 from astrodet.detectron2.checkpoint import AstroCheckpointer
 from astrodet.detectron2.classification import META_ARCH, ClassificationEvaluator, ClassificationMapper
 from astrodet.detectron2.compat import cpu_ddp
 from astrodet.detectron2.evaluation import AstroDetectionEvaluator
+from astrodet.detectron2.fits_mapper import detection_mapper
 from astrodet.models.classifier import keras_l2_param_groups
 
 logger = logging.getLogger(__name__)
@@ -65,28 +65,25 @@ def make_optimizer(cfg: CfgNode, params: list[dict]) -> torch.optim.Optimizer:
 
 
 class AstroTrainer(DefaultTrainer):
-    """DefaultTrainer + sky augmentations, Adam(W), COCO + completeness/purity evaluation with reports."""
+    """DefaultTrainer + sky augmentations, Adam(W), COCO + completeness/purity evaluation with reports; 8-bit
+    pictures through Detectron2's DatasetMapper, float recipes (FITS bands) through FitsDatasetMapper."""
 
     evaluator_class: type[DatasetEvaluator] = AstroDetectionEvaluator
 
     def __init__(self, cfg: CfgNode) -> None:
         with cpu_ddp(cfg.MODEL.DEVICE):
             super().__init__(cfg)
-        # DefaultTrainer builds its checkpointer with no hook to choose the class: loading (MODEL.WEIGHTS, --resume)
-        # goes through astrodet's, with the same model, folder and checkpointables; the PeriodicCheckpointer hook
-        # keeps Detectron2's for writing, which is unchanged.
-        built = self.checkpointer
-        self.checkpointer = AstroCheckpointer(built.model, built.save_dir, **built.checkpointables)
+        # DefaultTrainer builds its checkpointer with no hook to choose the class: astrodet's takes over loading
+        # (MODEL.WEIGHTS, --resume) and the PeriodicCheckpointer's saving, which records the image recipe and classes.
+        AstroCheckpointer.take_over(self)
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
-        mapper = DatasetMapper(cfg, is_train=True, augmentations=build_astro_augmentations(cfg, is_train=True))
-        return build_detection_train_loader(cfg, mapper=mapper)
+        return build_detection_train_loader(cfg, mapper=detection_mapper(cfg, is_train=True))
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
-        mapper = DatasetMapper(cfg, is_train=False, augmentations=build_astro_augmentations(cfg, is_train=False))
-        return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
+        return build_detection_test_loader(cfg, dataset_name, mapper=detection_mapper(cfg, is_train=False))
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from astrodet.data.imaging import FITS_SUFFIXES
+from astrodet.data.normalise import preview_rgb
 from astrodet.evaluation.detection import records_from_coco
 from astrodet.evaluation.plots import ImagePanel
 
@@ -25,8 +27,12 @@ def example_panels(
         if len(record.true_boxes) == 0:
             continue
         info = by_id[record.image_id]
-        with Image.open(Path(image_root) / info["file_name"]) as im:
-            pixels = np.asarray(im.convert("RGB"))
+        path = Path(image_root) / info["file_name"]
+        if path.name.lower().endswith((*FITS_SUFFIXES, ".npy")):
+            pixels = preview_rgb(path)  # float bands: a z-scaled picture in the boxes' array frame
+        else:
+            with Image.open(path) as im:
+                pixels = np.asarray(im.convert("RGB"))
         title = str(info.get("galaxy_id", Path(info["file_name"]).stem))
         panels.append(
             ImagePanel(

@@ -1,16 +1,18 @@
 """``astrodet predict``: a trained model over cutouts, COCO files or FITS frames, to a catalogue.
 
-``astrodet predict --config CONFIG --weights MODEL INPUT... --out CATALOGUE [--meta TABLE] [--resume]``. The
-framework comes from the config (Detectron2 YAML or MMDetection .py). Exit status: 0 when the catalogue was written
-(rejected inputs are listed in ``<stem>_rejects.csv``), 1 with ``--strict`` when any input was rejected, 2 on bad
-command-line input (a one-line message naming the file or option).
+``astrodet predict --config CONFIG --weights MODEL INPUT... --out CATALOGUE [--meta TABLE] [--plot DIR] [--resume]``.
+The framework comes from the config (Detectron2 YAML or MMDetection .py). Exit status: 0 when the catalogue was
+written (rejected inputs are listed in ``<stem>_rejects.csv``), 1 with ``--strict`` when any input was rejected, 2
+on bad command-line input (a one-line message naming the file or option).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from astrodet.errors import AstrodetInputError
 from astrodet.inference.model import load_model
+from astrodet.inference.plot import DEFAULT_PLOT_MAX
 from astrodet.inference.postprocess import MATCH_METRICS, MERGE_MODES, PostProcessing
 from astrodet.inference.runner import PredictOptions, run_predict
 from astrodet.inference.tiling import DEFAULT_OVERLAP
@@ -49,6 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     frames.add_argument("--cube-bands", nargs="+", help="band of each plane of FITS cubes, in plane order")
     frames.add_argument("--zeropoint", type=float, help="AB zero point of FITS data (overrides the header)")
     frames.add_argument("--aperture", type=float, metavar="RADIUS_PX", help="fixed photometry radius (default: box)")
+    pictures = parser.add_argument_group("pictures")
+    pictures.add_argument(
+        "--plot", metavar="DIR", help="write DIR/<input stem>.png: each input as the model saw it, detections boxed"
+    )
+    pictures.add_argument(
+        "--plot-max",
+        type=int,
+        metavar="N",
+        help=f"with --plot: pictures of the first N predicted inputs only (default {DEFAULT_PLOT_MAX})",
+    )
     run_group = parser.add_argument_group("long runs")
     run_group.add_argument("--batch-size", type=int, default=8, help="images (or tiles) per model call")
     run_group.add_argument("--chunk-size", type=int, default=64, help="inputs per resumable chunk")
@@ -58,6 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> PredictOptions:
+    if args.plot_max is not None and args.plot is None:
+        raise AstrodetInputError("--plot-max: only with --plot DIR")
     post = PostProcessing(
         score_threshold=args.score_threshold,
         nms_iou=args.nms_iou,
@@ -86,6 +100,8 @@ def options_from_args(args: argparse.Namespace) -> PredictOptions:
         aperture=args.aperture,
         resume=args.resume,
         progress=not args.no_progress,
+        plot_dir=args.plot,
+        plot_max=DEFAULT_PLOT_MAX if args.plot_max is None else args.plot_max,
     )
 
 

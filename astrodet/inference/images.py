@@ -9,11 +9,14 @@ that cannot be (missing bands, unknown units, no WCS) is refused with a reason i
 FITS units: ``BUNIT`` ``nanomaggy`` (per pixel, SDSS frames) or ``nanomaggy/arcsec2`` (surface brightness, the
 simulator's cutout FITS); any other unit needs a zero point (header ``MAGZP``/``ZEROPT``/``PHOTZP``/... or
 ``--zeropoint``), which converts data to nanomaggies (22.5 mag = 1 nanomaggy).
+
+``float`` recipes (multi-band FITS models, docs/fits.md): the bands go through
+:func:`astrodet.data.normalise.prepare`, the function the training data loaders of both frameworks call, and stay
+in the frame of the data as stored (no flip: such models were trained on the FITS array frame).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +25,15 @@ from astropy.io import fits
 from PIL import Image, UnidentifiedImageError
 
 from astrodet.data.imaging import UnreadableImage, lupton_rgb, read_fits_image
+from astrodet.data.normalise import (
+    BandCube,
+    cube_band_names,
+    header_zeropoint,
+    is_surface_brightness,
+    prepare,
+    to_unit,
+)
+from astrodet.errors import AstrodetInputError
 from astrodet.inference.model import ImageRecipe
 from astrodet.inference.rejects import (
     ALL_NAN,
@@ -35,17 +47,12 @@ from astrodet.inference.rejects import (
 from astrodet.inference.sky import SkyFrame, celestial_wcs_of
 from astrodet.inference.sources import InputUnit
 
-NANOMAGGY_ZEROPOINT = 22.5  # AB mag of 1 nanomaggy (SDSS)
-NJY_ZEROPOINT = 31.4  # AB mag of 1 nJy
-_ZEROPOINT_KEYS = ("MAGZP", "MAGZERO", "ZEROPT", "PHOTZP", "ZP", "MAGZPT")
-_UNIT_ZEROPOINTS = {"nanomaggy": NANOMAGGY_ZEROPOINT, "nanomaggies": NANOMAGGY_ZEROPOINT, "nmgy": NANOMAGGY_ZEROPOINT,
-                    "njy": NJY_ZEROPOINT}  # fmt: skip
-_SURFACE_MARKERS = ("/arcsec2", "/arcsec**2", "/arcsec^2", "arcsec-2", "/sq.arcsec")
-
 
 @dataclass
 class BandImage:
-    """One band of a FITS input, for photometry: data as flux per pixel (FITS orientation, row 0 at the bottom)."""
+    """One band of a FITS input, for photometry: data as flux per pixel with row 0 at the BOTTOM of the picture the
+    model saw (the FITS data as stored when the picture was rendered north-up; rows reversed for ``float`` models,
+    whose picture is the array as stored), so that photometry maps picture positions to it one way."""
 
     flux: np.ndarray
     zeropoint: float | None
@@ -54,7 +61,8 @@ class BandImage:
 
 @dataclass
 class LoadedImage:
-    """An input ready for the model: ``pixels`` (H, W, C) uint8, row 0 at the top; sky geometry; FITS bands."""
+    """An input ready for the model: ``pixels`` (H, W, C), uint8 row 0 at the top (``rgb8``) or float32 in the
+    array frame (``float``); sky geometry; FITS bands."""
 
     pixels: np.ndarray
     sky: SkyFrame | None
@@ -139,11 +147,30 @@ def load_fits(
     for band, plane in planes.items():
         if not np.isfinite(plane.data).any():
             raise InputRejected(ALL_NAN, f"{plane.source}: band {band} has no finite pixel")
-    sky = SkyFrame.from_header_wcs(wcs, first.data.shape[0])
+    native = recipe.kind == "float"  # FITS-native models see the array as stored: no flip
+    sky = SkyFrame.from_header_wcs(wcs, first.data.shape[0], rows_flipped=not native)
     area = sky.pixel_scale**2
-    band_images = {b: _band_image(p, area, zeropoint) for b, p in planes.items() if b in set(bands) | set(needed)}
-    pixels = render(recipe, {b: planes[b] for b in needed}, area, zeropoint)
+    kept = set(bands) | set(needed)
+    band_images = {b: _band_image(p, area, zeropoint, native) for b, p in planes.items() if b in kept}
+    if native:
+        pixels = _float_input(recipe, [planes[b] for b in needed], area, zeropoint)
+    else:
+        pixels = render(recipe, {b: planes[b] for b in needed}, area, zeropoint)
     return LoadedImage(pixels, sky, band_images)
+
+
+def _float_input(recipe: ImageRecipe, planes: Sequence[_Plane], area: float, zeropoint: float | None) -> np.ndarray:
+    """The bands through the training loaders' own :func:`astrodet.data.normalise.prepare`."""
+    cube = BandCube(
+        np.stack([p.data.astype(np.float32) for p in planes]),
+        recipe.bands,
+        tuple(p.header for p in planes),
+        planes[0].source,
+    )
+    try:
+        return prepare(cube, recipe, zeropoint, area)
+    except AstrodetInputError as err:
+        raise InputRejected(RECIPE_MISMATCH, str(err)) from None
 
 
 def _read(path: str) -> tuple[np.ndarray, fits.Header]:
@@ -179,7 +206,7 @@ def _file_planes(unit: InputUnit, cube_bands: Sequence[str] | None, n_needed: in
         return {band: _Plane(data, header, unit.path)}
     if data.ndim != 3:
         raise InputRejected(WRONG_BAND_COUNT, f"data of shape {data.shape}: expected a 2-D frame or a cube")
-    names = list(cube_bands) if cube_bands else _cube_band_names(header, data.shape[0])
+    names = list(cube_bands) if cube_bands else cube_band_names(header, data.shape[0])
     if not names:
         if data.shape[0] != n_needed:
             raise InputRejected(WRONG_BAND_COUNT, f"a cube of {data.shape[0]} planes; the model renders {n_needed}")
@@ -191,36 +218,9 @@ def _file_planes(unit: InputUnit, cube_bands: Sequence[str] | None, n_needed: in
     return {name: _Plane(data[k], header, unit.path) for k, name in enumerate(names)}
 
 
-def _cube_band_names(header: fits.Header, n: int) -> list[str]:
-    for prefix in ("BAND", "FILTER"):
-        names = [str(header.get(f"{prefix}{k}", "")).strip() for k in range(1, n + 1)]
-        if all(names):
-            return names
-    return []
-
-
-def _unit_text(header: fits.Header) -> str:
-    return str(header.get("BUNIT", "")).strip().lower().replace(" ", "")
-
-
-def is_surface_brightness(header: fits.Header) -> bool:
-    return any(marker in _unit_text(header) for marker in _SURFACE_MARKERS)
-
-
-def header_zeropoint(header: fits.Header, override: float | None = None) -> float | None:
-    """AB zero point of the data (mag of 1 data unit): ``override``, a header keyword, or one implied by BUNIT."""
-    if override is not None:
-        return float(override)
-    for key in _ZEROPOINT_KEYS:
-        value = header.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    base = _unit_text(header).split("/")[0]
-    return _UNIT_ZEROPOINTS.get(base)
-
-
-def _band_image(plane: _Plane, area_arcsec2: float, zeropoint: float | None) -> BandImage:
-    flux = plane.data * area_arcsec2 if is_surface_brightness(plane.header) else plane.data
+def _band_image(plane: _Plane, area_arcsec2: float, zeropoint: float | None, native: bool) -> BandImage:
+    data = plane.data[::-1] if native else plane.data  # row 0 at the bottom of the picture the model saw
+    flux = data * area_arcsec2 if is_surface_brightness(plane.header) else data
     gain = plane.header.get("GAIN")
     gain_value = float(gain) if isinstance(gain, (int, float)) and gain > 0 else None
     if gain_value is not None and is_surface_brightness(plane.header):
@@ -261,23 +261,8 @@ def render(
 def _to_unit(
     data: np.ndarray, plane: _Plane, unit: str | None, area_arcsec2: float, zeropoint: float | None
 ) -> np.ndarray:
-    """Data in the recipe's unit (only ``nanomaggy/arcsec2`` and ``None`` = as stored are defined)."""
-    if unit is None:
-        return data
-    if unit != "nanomaggy/arcsec2":
-        raise InputRejected(RECIPE_MISMATCH, f"the model's recipe wants unit {unit!r}, which predict cannot make")
-    surface = is_surface_brightness(plane.header)
-    base = _unit_text(plane.header).split("/")[0]
-    if base in ("nanomaggy", "nanomaggies", "nmgy") and zeropoint is None:
-        scale = 1.0
-    else:
-        zp = header_zeropoint(plane.header, zeropoint)
-        if zp is None:
-            raise InputRejected(
-                RECIPE_MISMATCH,
-                f"{plane.source}: BUNIT {plane.header.get('BUNIT', '(none)')!r} with no zero point: the model was "
-                "trained on nanomaggies; give MAGZP in the header or --zeropoint",
-            )
-        scale = 10.0 ** ((NANOMAGGY_ZEROPOINT - zp) / 2.5)
-    data = data * scale if scale != 1.0 else data
-    return data if surface else data / area_arcsec2
+    """Data in the recipe's unit (:func:`astrodet.data.normalise.to_unit`), or a recipe-mismatch rejection."""
+    try:
+        return to_unit(data, plane.header, unit, plane.source, zeropoint, area_arcsec2)
+    except AstrodetInputError as err:
+        raise InputRejected(RECIPE_MISMATCH, str(err)) from None

@@ -17,10 +17,13 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from astrodet.data.imaging import DEFAULT_BLACK, DEFAULT_Q, DEFAULT_STRETCH, SDSS_RGB_WEIGHTS
+from astrodet.data.normalise import FLOAT_STRETCHES, stretch_params
 from astrodet.errors import AstrodetInputError
 
 RECIPE_KINDS = ("rgb8", "float")
-RECIPE_STRETCHES = ("lupton", "none")
+# Stretches by kind: 8-bit pictures are rendered (lupton) or taken as they are (none); float input is normalised by
+# astrodet.data.normalise (asinh, lupton, zscale, standardise, none).
+KIND_STRETCHES: dict[str, tuple[str, ...]] = {"rgb8": ("lupton", "none"), "float": FLOAT_STRETCHES}
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,10 @@ class ImageRecipe:
     whatever reproduces the training pixels; for ``"lupton"``: ``stretch``, ``Q``, ``black`` (black point below
     zero), ``weights`` (per band) and ``unit`` (``"nanomaggy/arcsec2"``: FITS data per pixel are divided by the
     pixel area first, so the look does not depend on pixel scale, as the simulator does).
+
+    ``kind="float"``: the model takes ``channels`` = ``len(bands)`` float32 channels made from FITS/NumPy bands by
+    :func:`astrodet.data.normalise.prepare`, ``stretch`` one of asinh, lupton, zscale, standardise, none and
+    ``params`` as :data:`astrodet.data.normalise.STRETCH_PARAMS` lists them (checked here).
     """
 
     kind: str
@@ -42,13 +49,19 @@ class ImageRecipe:
     def __post_init__(self) -> None:
         if self.kind not in RECIPE_KINDS:
             raise AstrodetInputError(f"image recipe: kind {self.kind!r} is not one of {RECIPE_KINDS}")
-        if self.stretch not in RECIPE_STRETCHES:
-            raise AstrodetInputError(f"image recipe: stretch {self.stretch!r} is not one of {RECIPE_STRETCHES}")
+        if self.stretch not in KIND_STRETCHES[self.kind]:
+            raise AstrodetInputError(
+                f"image recipe: stretch {self.stretch!r} is not one of {KIND_STRETCHES[self.kind]} ({self.kind})"
+            )
         object.__setattr__(self, "bands", tuple(str(b) for b in self.bands))
         if self.bands and len(self.bands) != self.channels:
             raise AstrodetInputError(
                 f"image recipe: {len(self.bands)} bands {self.bands} for {self.channels} model input channels"
             )
+        if self.kind == "float":
+            if not self.bands:
+                raise AstrodetInputError("image recipe: a float recipe names its bands in channel order")
+            stretch_params(self.stretch, self.params, self.channels)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (for checkpoint metadata and the catalogue's provenance)."""
@@ -131,7 +144,8 @@ class Detections:
 
 @runtime_checkable
 class Detector(Protocol):
-    """A trained detector: ``predict`` takes ``(H, W, C)`` uint8 RGB images (for ``rgb8`` recipes), batched."""
+    """A trained detector: ``predict`` takes ``(H, W, C)`` images, batched: uint8 RGB for ``rgb8`` recipes,
+    float32 normalised bands (:func:`astrodet.data.normalise.prepare`) for ``float`` ones."""
 
     classes: tuple[str, ...]
     recipe: ImageRecipe
@@ -179,6 +193,20 @@ def check_images(images: Sequence[np.ndarray], channels: int) -> None:
     for index, image in enumerate(images):
         if image.ndim != 3 or image.shape[2] != channels:
             raise AstrodetInputError(f"image {index}: shape {image.shape}, the model takes (H, W, {channels}) images")
+
+
+def check_stored_classes(stored: Sequence[str] | None, count: int, filename: str) -> None:
+    """Refuse a checkpoint whose recorded class names number other than the ``count`` the config's model predicts.
+
+    Why: both frameworks skip head weights of another shape when loading, so such a model would predict from a
+    randomly initialised head under names that are not its own. ``stored`` is what the trainer recorded (Detectron2:
+    ``classes``; mmengine: ``meta.dataset_meta.classes``); a checkpoint that records none is not checked.
+    """
+    if stored and len(stored) != count:
+        raise AstrodetInputError(
+            f"{filename}: trained on {len(stored)} classes {list(stored)}, but this config's model predicts {count}: "
+            "use the config the checkpoint was trained with"
+        )
 
 
 def load_model(config: str | Path, weights: str | Path, device: str = "auto") -> Detector | Classifier:

@@ -24,6 +24,7 @@ from astrodet.inference.images import LoadedImage, load_fits, load_picture
 from astrodet.inference.model import Detections, ImageRecipe
 from astrodet.inference.parts import PartsFolder, file_sha256, run_key
 from astrodet.inference.photometry import measure
+from astrodet.inference.plot import DEFAULT_PLOT_MAX, plot_detections, plot_names
 from astrodet.inference.postprocess import PostProcessing, postprocess
 from astrodet.inference.rejects import InputRejected, reason_counts, write_rejects
 from astrodet.inference.sky import box_size_arcsec
@@ -55,6 +56,8 @@ class PredictOptions:
     aperture: float | None = None
     resume: bool = False
     progress: bool = True
+    plot_dir: str | None = None  # a PNG of each predicted input's detections goes here (the first plot_max inputs)
+    plot_max: int = DEFAULT_PLOT_MAX
 
     def check(self) -> None:
         for name in ("batch_size", "chunk_size"):
@@ -72,6 +75,23 @@ class PredictOptions:
         check_paths(self.inputs)
         if self.meta is not None and not os.path.isfile(self.meta):
             raise AstrodetInputError(f"--meta {self.meta}: no such file")
+        if self.plot_dir is not None:
+            if self.plot_max < 1:
+                raise AstrodetInputError(f"--plot-max: expected a positive integer, got {self.plot_max}")
+            if os.path.exists(self.plot_dir) and not os.path.isdir(self.plot_dir):
+                raise AstrodetInputError(f"--plot {self.plot_dir}: exists and is not a folder")
+            check_plot_folder(self.plot_dir, [p if os.path.isdir(p) else os.path.dirname(p) for p in self.inputs])
+
+
+def check_plot_folder(plot_dir: str, input_folders: Sequence[str]) -> None:
+    """Refuse a plot folder that holds inputs: plots there could overwrite an input (``x.png``) and would be
+    predicted on by the next run over the folder."""
+    target = os.path.realpath(plot_dir)
+    for folder in input_folders:
+        if os.path.realpath(folder or ".") == target:
+            raise AstrodetInputError(
+                f"--plot {plot_dir}: is the folder of the inputs ({folder or '.'}); write the plots to another folder"
+            )
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,8 @@ class PredictSummary:
     out: str
     rejects_csv: str
     seconds: float
+    plots: int = 0
+    plot_dir: str | None = None
 
     def line(self) -> str:
         rejected = sum(self.rejected.values())
@@ -91,7 +113,9 @@ class PredictSummary:
         return (
             f"{self.inputs} inputs = {self.predicted} predicted + {rejected} rejected"
             + (f" ({detail})" if detail else "")
-            + f"; {self.rows} rows in {self.out}; rejects in {self.rejects_csv}; {rate:.2f} images/s"
+            + f"; {self.rows} rows in {self.out}; rejects in {self.rejects_csv}"
+            + (f"; {self.plots} plots in {self.plot_dir}" if self.plot_dir is not None else "")
+            + f"; {rate:.2f} images/s"
         )
 
 
@@ -117,7 +141,14 @@ def model_input_size(model: Any) -> int | None:
 class Predictor:
     """Turns chunks of inputs into catalogue rows for one model and one set of options."""
 
-    def __init__(self, model: Any, options: PredictOptions, task: str, photometry_bands: Sequence[str]) -> None:
+    def __init__(
+        self,
+        model: Any,
+        options: PredictOptions,
+        task: str,
+        photometry_bands: Sequence[str],
+        plot_names: Sequence[str] = (),
+    ) -> None:
         self.model = model
         self.options = options
         self.task = task
@@ -125,6 +156,7 @@ class Predictor:
         self.bands = tuple(options.bands or self.recipe.bands)
         self.photometry_bands = tuple(photometry_bands)
         self.tile = options.tile_size or model_input_size(model)
+        self.plot_names = plot_names  # per input index, when plotting
         if task == "detection":
             self.columns = cat.detection_columns(self.photometry_bands)
         else:
@@ -136,8 +168,9 @@ class Predictor:
         o = self.options
         return load_fits(unit, self.recipe, self.bands, o.cube_bands, o.zeropoint)
 
-    def chunk(self, units: Sequence[InputUnit], start: int) -> dict[str, Any]:
-        """Rows and rejects of ``units`` (image_index from ``start``), as JSON-able lists."""
+    def chunk(self, units: Sequence[InputUnit], start: int, predicted_before: int = 0) -> dict[str, Any]:
+        """Rows and rejects of ``units`` (image_index from ``start``), as JSON-able lists; ``predicted_before``
+        inputs of the run were predicted in earlier chunks (it decides which inputs are plotted)."""
         rows: dict[str, list] = {name: [] for name, _ in self.columns}
         rejects: list[dict[str, str]] = []
         loaded: list[tuple[int, InputUnit, LoadedImage]] = []
@@ -147,7 +180,7 @@ class Predictor:
             except InputRejected as err:
                 rejects.append({"file": unit.file, "reason": err.reason, "message": err.message})
         if self.task == "detection":
-            self._detect(loaded, rows)
+            self._detect(loaded, rows, predicted_before)
         else:
             self._classify(loaded, rows)
         return {"units": len(units), "predicted": len(loaded), "rows": rows, "rejects": rejects}
@@ -167,20 +200,32 @@ class Predictor:
             out.extend(self.model.predict(images[begin : begin + size]))
         return out
 
-    def _detect(self, loaded: list[tuple[int, InputUnit, LoadedImage]], rows: dict[str, list]) -> None:
+    def _detect(
+        self, loaded: list[tuple[int, InputUnit, LoadedImage]], rows: dict[str, list], predicted_before: int
+    ) -> None:
         plans, views = [], []
         for index, unit, image in loaded:
             left, top, window = self._window(image.pixels)
             tiles = make_tiles(window.shape[0], window.shape[1], self.tile, self.options.tile_overlap)
-            plans.append((index, unit, image, left, top, tiles, len(views)))
+            plans.append((index, unit, image, left, top, window, tiles, len(views)))
             views.extend(tile_views(window, tiles))
         predictions = self._batched(views)
-        for index, unit, image, left, top, tiles, first in plans:
+        for ordinal, (index, unit, image, left, top, window, tiles, first) in enumerate(plans, predicted_before):
             found = stitch(tiles, predictions[first : first + len(tiles)])
             found = Detections(found.boxes + np.array([left, top, left, top]), found.scores, found.labels)
             height, width = image.pixels.shape[:2]
             found = postprocess(found, self.options.post, width, height)
             self._detection_rows(index, unit, image, found, rows)
+            if self.plot_names and ordinal < self.options.plot_max:
+                self._plot(index, image, window, (left, top), found)
+
+    def _plot(
+        self, index: int, image: LoadedImage, window: np.ndarray, origin: tuple[int, int], found: Detections
+    ) -> None:
+        """The model's input (the ``--crop`` window, else the whole frame) with ``found`` drawn on it."""
+        path = os.path.join(str(self.options.plot_dir), self.plot_names[index])
+        scale = image.sky.pixel_scale if image.sky is not None else None
+        plot_detections(path, window, found, self.model.classes, self.options.post.score_threshold, origin, scale)
 
     def _detection_rows(
         self, index: int, unit: InputUnit, image: LoadedImage, found: Detections, rows: dict[str, list]
@@ -275,14 +320,12 @@ def run_predict(model: Any, options: PredictOptions) -> PredictSummary:
     """Predict over ``options.inputs`` with ``model`` and write the catalogue and the rejects table."""
     options.check()
     started = time.perf_counter()
-    if model.recipe.kind != "rgb8":
-        raise AstrodetInputError(f"--config {options.config}: predict renders rgb8 inputs only; the model's recipe "
-                                 f"is {model.recipe.kind!r}")  # fmt: skip
     meta = read_meta(options.meta) if options.meta else None
     units = discover(options.inputs, tuple(options.bands or model.recipe.bands), meta)
     task = model_task(model)
+    names = _plot_names(options, task, units)
     photometry_bands = tuple(options.bands or model.recipe.bands) if any(u.kind == "fits" for u in units) else ()
-    predictor = Predictor(model, options, task, photometry_bands if task == "detection" else ())
+    predictor = Predictor(model, options, task, photometry_bands if task == "detection" else (), names)
     sha = file_sha256(options.weights) if options.weights else ""
     parts = PartsFolder(options.out)
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -326,8 +369,19 @@ def run_predict(model: Any, options: PredictOptions) -> PredictSummary:
     parts.remove()
     return PredictSummary(
         len(units), predicted, reason_counts(rejects), len(table), str(options.out), str(rejects_csv),
-        time.perf_counter() - started,
+        time.perf_counter() - started, min(predicted, options.plot_max) if names else 0, options.plot_dir,
     )  # fmt: skip
+
+
+def _plot_names(options: PredictOptions, task: str, units: Sequence[InputUnit]) -> list[str]:
+    """The PNG name of each input when ``--plot`` is given (else none), after checking that plotting can work."""
+    if options.plot_dir is None:
+        return []
+    if task != "detection":
+        raise AstrodetInputError(f"--plot: draws detections; the model of --config {options.config} is a {task} model")
+    files = [path for unit in units for path in (unit.path, *(f for _, f in unit.band_files)) if path]
+    check_plot_folder(options.plot_dir, sorted({os.path.dirname(path) for path in files}))
+    return plot_names([unit.file for unit in units])
 
 
 def _run_chunks(predictor: Predictor, parts: PartsFolder, chunks: list, done: set[int], progress: bool) -> None:
@@ -336,11 +390,15 @@ def _run_chunks(predictor: Predictor, parts: PartsFolder, chunks: list, done: se
     total = sum(len(units) for _, units, _ in chunks)
     finished = sum(len(units) for k, units, _ in chunks if k in done)
     rows = rejected = 0
+    predicted = 0  # inputs predicted so far, in input order, finished chunks included: decides which are plotted
     with tqdm(total=total, initial=finished, disable=not progress, unit="img", desc="predict") as bar:
         for k, units, start in chunks:
             if k in done:
+                if predictor.plot_names and predicted < predictor.options.plot_max:  # else the count is not needed
+                    predicted += parts.load(k)["predicted"]
                 continue
-            chunk = predictor.chunk(units, start)
+            chunk = predictor.chunk(units, start, predicted)
+            predicted += chunk["predicted"]
             parts.save(k, chunk)
             rows += len(chunk["rows"]["file"])
             rejected += len(chunk["rejects"])

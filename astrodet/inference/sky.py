@@ -4,7 +4,9 @@ Why one class for both sources of sky information: a FITS input carries a WCS; a
 centre and pixel scale (``--meta``, a COCO file), which is a north-up, east-left TAN projection about the centre
 (the Clump Scout and simulator convention, :func:`astrodet.data.imaging.celestial_wcs`). Both become a WCS of the
 FITS array, and positions are given in the displayed frame (COCO convention: origin at the top-left corner, y down;
-for FITS, row 0 at the top is the *last* FITS row), converted with :func:`astrodet.data.imaging.png_to_fits_pixel`.
+for FITS rendered as pictures, row 0 at the top is the *last* FITS row), converted with
+:func:`astrodet.data.imaging.png_to_fits_pixel`. Models trained on FITS arrays as stored (``float`` recipes) see
+the array unflipped: their frame has ``rows_flipped=False`` and a COCO position p is the 0-based pixel p - 0.5.
 All projections go through astropy.
 """
 
@@ -22,11 +24,13 @@ from astrodet.inference.sources import SkyHint
 
 
 class SkyFrame:
-    """The sky geometry of one displayed image of ``height`` rows; ``wcs`` describes its FITS array."""
+    """The sky geometry of one displayed image of ``height`` rows; ``wcs`` describes its FITS array, shown with
+    rows reversed (``rows_flipped``, north up) or as stored."""
 
-    def __init__(self, wcs: WCS, height: int) -> None:
+    def __init__(self, wcs: WCS, height: int, rows_flipped: bool = True) -> None:
         self.wcs = wcs
         self.height = int(height)
+        self.rows_flipped = rows_flipped
         area_deg2 = float(proj_plane_pixel_area(wcs))
         self.pixel_scale = math.sqrt(abs(area_deg2)) * 3600.0  # arcsec per pixel at the reference point
 
@@ -38,12 +42,15 @@ class SkyFrame:
         return cls(celestial_wcs(hint.ra, hint.dec, hint.pixel_scale, (height, width)), height)
 
     @classmethod
-    def from_header_wcs(cls, wcs: WCS, height: int) -> SkyFrame:
-        return cls(wcs.celestial, height)
+    def from_header_wcs(cls, wcs: WCS, height: int, rows_flipped: bool = True) -> SkyFrame:
+        return cls(wcs.celestial, height, rows_flipped)
 
     def world(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """RA, Dec (degrees, RA in [0, 360)) of displayed-frame positions ``x``, ``y``."""
-        col, row = png_to_fits_pixel(x, y, self.height)
+        if self.rows_flipped:
+            col, row = png_to_fits_pixel(x, y, self.height)
+        else:
+            col, row = np.asarray(x, dtype=float) - 0.5, np.asarray(y, dtype=float) - 0.5
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
             ra, dec = self.wcs.pixel_to_world_values(col, row)

@@ -3,10 +3,12 @@
 - ``MODELS``: ``TimmEncoder`` (alias ``ZoobotEncoder``), ``DeepShadowsTrunk`` (:mod:`.backbones`),
   ``AstroImageClassifier`` (:mod:`.classification`)
 - ``DATASETS``: ``AstroCocoDataset``, ``AstroClassificationDataset`` (catalogue name + split, or ``ann_file``)
-- ``TRANSFORMS``: ``RandomRot90`` (exact quarter turns), the classification cutout pipeline
+- ``TRANSFORMS``: ``RandomRot90`` (exact quarter turns), ``LoadFitsImage`` (multi-band float FITS by the image
+  recipe), the classification cutout pipeline
 - ``METRICS``: ``AstroDetectionMetric`` (COCO AP for compact sources + completeness/purity + report),
   ``AstroClassificationMetric``
-- ``HOOKS``: ``AstroReportHook`` (the test report goes into the work dir)
+- ``HOOKS``: ``AstroReportHook`` (the test report goes into the work dir), ``AstroCheckpointHook`` (a loaded
+  checkpoint must fit the model; saved ones record the image recipe)
 
 and applies the framework patches of :mod:`.compat` (checked against the tested versions). In an mmdet config::
 

@@ -10,6 +10,8 @@ written and tested against are checked here once, on import, and the warning nam
 - :func:`load_local_checkpoint`, installed on import as mmengine's loader for local files: a checkpoint never runs
   code (``weights_only=True``), and the few plain types mmengine's own checkpoints hold are allow-listed, so
   ``--resume``, ``load_from``, mmdet's ``tools/test.py CHECKPOINT`` and ``init_cfg`` Pretrained all read them.
+- :func:`check_checkpoint_fits`, :func:`runner_checkpoint_file`: what ``AstroCheckpointHook`` checks on every
+  checkpoint a Runner loads, naming the file that the Runner keeps in private attributes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch.distributed as dist
 from mmdet.evaluation.metrics import coco_metric as mmdet_coco_metric
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
-from mmengine.runner import CheckpointLoader
+from mmengine.runner import CheckpointLoader, find_latest_checkpoint
 from pycocotools.cocoeval import COCOeval
 
 from astrodet.errors import AstrodetInputError
@@ -42,8 +44,9 @@ logger = logging.getLogger(__name__)
 TESTED_VERSIONS = {"mmengine": "0.10.7", "mmcv": "2.1.0", "mmdet": "3.3.0"}
 # What relies on each package's internals, named in the warning when another version is installed.
 AT_RISK = {
-    "mmengine": "CPU multi-process runs (init_dist, model_wrapper_cfg) and the checkpoint loader (CheckpointLoader "
-    "schemes, the message hub's HistoryBuffer in checkpoints)",
+    "mmengine": "CPU multi-process runs (init_dist, model_wrapper_cfg), the checkpoint loader (CheckpointLoader "
+    "schemes, the message hub's HistoryBuffer in checkpoints) and the file named in a no-fit refusal (the Runner's "
+    "_load_from and _resume)",
     "mmcv": "RoIAlign, which ignores memory strides (astrodet's backbones hand it contiguous maps)",
     "mmdet": "COCO AP with astrodet's area ranges (the COCOeval names in mmdet.evaluation.metrics.coco_metric)",
 }
@@ -145,21 +148,35 @@ def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
     )
 
 
-def check_checkpoint_fits(model: torch.nn.Module, filename: str) -> None:
-    """Refuse a ``load_from`` checkpoint none of whose weights belong to ``model``.
+def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any, filename: str) -> None:
+    """Refuse a loaded checkpoint (mmengine's ``{"state_dict": ...}`` or a bare state dict) none of whose weights fits
+    ``model`` by name and shape; ``filename`` names it in the message.
 
-    mmengine loads non-strictly and only warns about missing keys, so a checkpoint of another model would leave this
-    one at random initialisation and the run would train from scratch (or evaluate random weights) with exit 0.
+    mmengine loads non-strictly and only warns about missing keys and shapes, so a checkpoint of another model would
+    leave this one at random initialisation and the run would train from scratch (or evaluate random weights) with
+    exit 0. One that fits in part (a backbone, a finetune onto new classes) passes; mmengine logs what it skips.
     """
-    checkpoint = load_local_checkpoint(filename, map_location="cpu")
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else {}
-    found = {re.sub(r"^module\.", "", str(k)) for k in state}
-    expected = set(getattr(model, "module", model).state_dict())
-    if not found & expected:
-        raise AstrodetInputError(
-            f"{filename}: none of its {len(found)} weights fits this model (expected e.g. {sorted(expected)[:3]}, "
-            f"found e.g. {sorted(found)[:3]}); refusing to go on from random weights"
-        )
+    state = state if isinstance(state, dict) else {}
+    found = {re.sub(r"^module\.", "", str(key)): value for key, value in state.items()}
+    expected = getattr(model, "module", model).state_dict()
+    named = [key for key in found if key in expected]
+    if any(getattr(found[key], "shape", None) == expected[key].shape for key in named):
+        return
+    wrong_shapes = f" ({len(named)} have a right name but another shape)" if named else ""
+    raise AstrodetInputError(
+        f"{filename}: none of its {len(found)} weights fits this model{wrong_shapes} (expected e.g. "
+        f"{sorted(expected)[:3]}, found e.g. {sorted(found)[:3]}); refusing to go on from random weights"
+    )
+
+
+def runner_checkpoint_file(runner: Any) -> str:
+    """The file ``Runner.load_or_resume`` reads, for messages: ``load_from``, or when resuming without it the work
+    dir's latest checkpoint (mmengine 0.10.7 keeps both in private attributes and hands hooks only the contents)."""
+    load_from = getattr(runner, "_load_from", None)
+    if load_from is None and getattr(runner, "_resume", False):
+        load_from = find_latest_checkpoint(runner.work_dir)
+    return str(load_from) if load_from is not None else "the checkpoint given to Runner.load_checkpoint"
 
 
 def install_checkpoint_loader() -> None:

@@ -90,6 +90,18 @@ class AstroCocoDataset(CocoDataset):
             **kwargs,
         )
 
+    def parse_data_info(self, raw_data_info: dict) -> dict:
+        """CocoDataset's record plus the image fields FITS records need (``bands``; ``band_files`` joined to the
+        image folder like ``img_path``), for ``LoadFitsImage`` (docs/fits.md)."""
+        data_info = super().parse_data_info(raw_data_info)
+        image = raw_data_info["raw_img_info"]
+        if "bands" in image:
+            data_info["bands"] = list(image["bands"])
+        if "band_files" in image:
+            folder = self.data_prefix["img"]
+            data_info["band_files"] = {band: os.path.join(folder, path) for band, path in image["band_files"].items()}
+        return data_info
+
 
 @DATASETS.register_module()
 class AstroClassificationDataset(BaseDataset):

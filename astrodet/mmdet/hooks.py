@@ -1,19 +1,31 @@
-"""``AstroReportHook``: the test evaluation writes astrodet's report into the run's work dir, under any tool.
+"""astrodet's mmengine hooks, listed in the configs' ``custom_hooks`` so that they act under any tool.
 
-Why a hook: a metric is built from its config alone and never sees the Runner, and mmdet's own ``tools/test.py``
-rewrites nothing in the config. A hook is mmengine's way to reach the running Runner, so configs list this one in
-``custom_hooks`` and ``tools/test.py CONFIG CHECKPOINT --work-dir W`` writes report.json, report.md and the plots
-into W exactly as ``tools/train_mmdet.py`` does.
+Why hooks: a metric is built from its config alone and never sees the Runner, mmengine loads and saves checkpoints
+inside the Runner, and mmdet's own ``tools/train.py`` and ``tools/test.py`` rewrite nothing in the config. A hook is
+mmengine's way to reach the running Runner, so:
+
+- ``AstroReportHook``: ``tools/test.py CONFIG CHECKPOINT --work-dir W`` writes report.json, report.md and the plots
+  into W exactly as ``tools/train_mmdet.py`` does.
+- ``AstroCheckpointHook``: a checkpoint the Runner loads (``load_from``, ``resume``) none of whose weights fits the
+  model is refused, naming the file, instead of training or testing random weights with exit 0; and every
+  checkpoint it saves records the training image recipe, so ``astrodet predict`` renders inputs as the training
+  pixels were made whatever config it is given (the training data's classes are in mmengine's own
+  ``meta['dataset_meta']``).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mmdet.registry import HOOKS
+from mmengine.config import Config
 from mmengine.hooks import Hook
 
+from astrodet.inference.model import SIMULATOR_RECIPE, ImageRecipe
+from astrodet.mmdet.compat import check_checkpoint_fits, runner_checkpoint_file
 from astrodet.mmdet.metrics import AstroClassificationMetric, AstroDetectionMetric
 
 REPORTING_METRICS = (AstroDetectionMetric, AstroClassificationMetric)
@@ -39,3 +51,43 @@ class AstroReportHook(Hook):
                 stem = Path(getattr(metric, "ann_file", "test")).stem
                 metric.output_dir = runner.work_dir if len(metrics) == 1 else str(Path(runner.work_dir, stem))
             metric.meta.update({key: value for key, value in run.items() if key not in metric.meta})
+
+
+def config_image_recipe(cfg: Mapping[str, Any]) -> ImageRecipe:
+    """The recipe of a config's training pixels: its ``image_recipe = dict(...)``, else the simulator's (every
+    config trained on astrodet's PNG cutouts)."""
+    stored = cfg.get("image_recipe")
+    return ImageRecipe.from_dict(dict(stored)) if stored else SIMULATOR_RECIPE
+
+
+def stored_image_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`config_image_recipe` as plain dicts, lists and numbers: a checkpoint is read back with
+    ``weights_only=True``, which would refuse a ConfigDict nested in the config's ``params``."""
+    return json.loads(json.dumps(config_image_recipe(cfg).to_dict()))
+
+
+@HOOKS.register_module()
+class AstroCheckpointHook(Hook):
+    """Refuses a loaded checkpoint none of whose weights fits the model (:func:`check_checkpoint_fits`, on
+    ``load_from`` and on resuming); writes ``meta['image_recipe']`` into every checkpoint the Runner saves."""
+
+    priority = "VERY_HIGH"  # before any other hook acts on what was loaded
+
+    def before_run(self, runner: Any) -> None:
+        stored_image_recipe(runner.cfg)  # a malformed image_recipe stops the run now, not at the first save
+
+    def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        check_checkpoint_fits(runner.model, checkpoint, runner_checkpoint_file(runner))
+
+    def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        checkpoint.setdefault("meta", {})["image_recipe"] = stored_image_recipe(runner.cfg)
+
+
+def with_checkpoint_hook(cfg: Config) -> None:
+    """Add :class:`AstroCheckpointHook` to ``cfg.custom_hooks`` unless it is there (a config that does not inherit
+    astrodet's bases), so that ``tools/train_mmdet.py`` applies the same rule to every config."""
+    hooks = list(cfg.get("custom_hooks") or [])
+    kinds = [hook.get("type") for hook in hooks]  # a class, a name or a scoped name ("mmdet.AstroCheckpointHook")
+    names = {kind.__name__ if isinstance(kind, type) else str(kind).rsplit(".", 1)[-1] for kind in kinds}
+    if AstroCheckpointHook.__name__ not in names:
+        cfg.custom_hooks = [*hooks, dict(type=AstroCheckpointHook.__name__)]

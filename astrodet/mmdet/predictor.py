@@ -32,9 +32,10 @@ from astrodet.data.coco import load_coco
 from astrodet.data.wholeimage import read_classification_coco, vote_class_columns
 from astrodet.errors import AstrodetInputError
 from astrodet.evaluation.classification import class_scores_from_votes
-from astrodet.inference.model import SIMULATOR_RECIPE, Detections, ImageRecipe, check_images
-from astrodet.mmdet.compat import load_local_checkpoint
+from astrodet.inference.model import Detections, ImageRecipe, check_images, check_stored_classes
+from astrodet.mmdet.compat import check_checkpoint_fits, load_local_checkpoint
 from astrodet.mmdet.datasets import resolve_ann_file
+from astrodet.mmdet.hooks import config_image_recipe
 from astrodet.models.schemas import QUESTIONS, load_question_schema
 
 CLASSIFIER = "AstroImageClassifier"
@@ -61,14 +62,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_weights(model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path) -> None:
     """mmengine's ``load_state_dict`` (non-strict, it logs missing and unexpected keys; DDP's ``module.`` prefix
-    dropped as mmengine's loader does); a file none of whose keys name a parameter of ``model`` is refused."""
+    dropped as mmengine's loader does); a file none of whose weights fits ``model`` is refused, as in training
+    (:func:`~astrodet.mmdet.compat.check_checkpoint_fits`)."""
+    check_checkpoint_fits(model, checkpoint, str(path))
     state = {key.removeprefix("module."): value for key, value in checkpoint["state_dict"].items()}
-    if not set(state) & set(model.state_dict()):
-        example = next(iter(state), "(none)")
-        raise AstrodetInputError(
-            f"{path}: none of its {len(state)} keys (e.g. {example!r}) is a parameter of this config's model: "
-            "a checkpoint of another config or framework?"
-        )
     load_state_dict(model, state, strict=False)
 
 
@@ -119,10 +116,10 @@ def class_names(metainfo: dict[str, Any], count: int) -> tuple[str, ...]:
 
 
 def config_recipe(cfg: Config, checkpoint: dict[str, Any]) -> ImageRecipe:
-    """The checkpoint's recipe (``meta.image_recipe``), else the config's ``image_recipe = dict(...)``, else the
-    simulator's (every config trained on astrodet's PNG cutouts)."""
-    stored = (checkpoint.get("meta") or {}).get("image_recipe") or cfg.get("image_recipe")
-    return ImageRecipe.from_dict(dict(stored)) if stored else SIMULATOR_RECIPE
+    """The checkpoint's recipe (``meta.image_recipe``, which ``AstroCheckpointHook`` records), else the config's
+    (:func:`~astrodet.mmdet.hooks.config_image_recipe`: its ``image_recipe = dict(...)`` or the simulator's)."""
+    stored = (checkpoint.get("meta") or {}).get("image_recipe")
+    return ImageRecipe.from_dict(dict(stored)) if stored else config_image_recipe(cfg)
 
 
 def square_test_scale(pipeline: Sequence[dict]) -> int | None:
@@ -144,10 +141,16 @@ class MMDetDetector:
     def __init__(self, cfg: Config, model: torch.nn.Module, classes: tuple[str, ...], recipe: ImageRecipe) -> None:
         self.model, self.classes, self.recipe = model, classes, recipe
         pipeline = copy.deepcopy(get_test_pipeline_cfg(cfg))
-        pipeline[0].type = "mmdet.LoadImageFromNDArray"  # as inference_detector does for arrays
+        if recipe.kind == "float":  # in place of LoadFitsImage: arrays normalised by the core (images.load_fits)
+            pipeline[0] = ConfigDict(type="mmdet.LoadImageFromNDArray")
+        else:
+            pipeline[0].type = "mmdet.LoadImageFromNDArray"  # as inference_detector does for arrays
         self.pipeline = Compose(pipeline)
         self.input_size = square_test_scale(pipeline)
-        self.channels = len(cfg.model.data_preprocessor.get("mean") or (0, 0, 0))
+        # float recipes: the bands, already normalised (the data preprocessor takes 1 or 3 values, so none there)
+        float_input = recipe.kind == "float"
+        self.channels = recipe.channels if float_input else len(cfg.model.data_preprocessor.get("mean") or (0, 0, 0))
+        self.channel_order = slice(None) if float_input else slice(None, None, -1)
         self.batch_size = DETECTION_BATCH
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
@@ -155,8 +158,9 @@ class MMDetDetector:
         found: list[Detections] = []
         for start in range(0, len(images), self.batch_size):
             # mmdet's loaders give BGR (cv2); the data preprocessor's bgr_to_rgb turns them back, so RGB in -> BGR.
+            # Float bands stay in the recipe's order, as LoadFitsImage gives them.
             packed = [
-                self.pipeline({"img": np.ascontiguousarray(image[:, :, ::-1]), "img_id": start + k})
+                self.pipeline({"img": np.ascontiguousarray(image[:, :, self.channel_order]), "img_id": start + k})
                 for k, image in enumerate(images[start : start + self.batch_size])
             ]
             batch = {"inputs": [p["inputs"] for p in packed], "data_samples": [p["data_samples"] for p in packed]}
@@ -244,10 +248,13 @@ def load_model(config: str | Path, weights: str | Path, device: str = "auto") ->
     stored = dict((checkpoint.get("meta") or {}).get("dataset_meta") or {})
     if cfg.model.type == CLASSIFIER:
         uses_votes = bool(model.model.uses_votes)
+        if not uses_votes:
+            check_stored_classes(stored.get("classes"), max(int(cfg.model.get("num_classes", 2)), 2), str(weights))
         if not stored.get("classes") or (uses_votes and not stored.get("vote_class_columns")):
             known = {key: value for key, value in stored.items() if value}
             stored = {**training_metainfo(cfg, "classification", need_votes=uses_votes), **known}
         return MMDetClassifier(cfg, model, stored, recipe)
     head = getattr(getattr(model, "roi_head", None), "bbox_head", None) or model.bbox_head
+    check_stored_classes(stored.get("classes"), int(head.num_classes), str(weights))
     metainfo = stored if stored.get("classes") else training_metainfo(cfg, "detection")
     return MMDetDetector(cfg, model, class_names(metainfo, int(head.num_classes)), recipe)

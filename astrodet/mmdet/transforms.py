@@ -11,6 +11,11 @@ the eight symmetries of the square.
 Classification (``AstroImageClassifier``): ``LoadCutout`` (PNG/JPEG/.npy/FITS), ``CutoutResize`` (centre crop +
 square resize, the geometry the Detectron2 mapper applies), ``CutoutFlipRot`` (flips and quarter turns),
 ``PackClsInputs``.
+
+Multi-band float detection: ``LoadFitsImage`` reads a record's FITS cube, per-band FITS files or ``.npy`` array and
+normalises it by the config's image recipe through :func:`astrodet.data.normalise.read_record`, the function
+Detectron2's ``FitsDatasetMapper`` and ``astrodet predict`` call; mmdet's ``RandomFlip`` and ``RandomRot90`` then
+act on every band of the (H, W, C) float32 ``img``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from mmdet.registry import TRANSFORMS
 from mmdet.structures.mask import BitmapMasks
 from mmengine.structures import BaseDataElement
 
+from astrodet.data.normalise import read_record
 from astrodet.data.wholeimage import crop_and_resize, load_cutout
+from astrodet.inference.model import ImageRecipe
 
 
 def quarter_turn_matrix(width: int) -> np.ndarray:
@@ -104,6 +111,29 @@ class LoadCutout(BaseTransform):
         results["img"] = image
         results["img_shape"] = results["ori_shape"] = image.shape[:2]
         return results
+
+
+@TRANSFORMS.register_module()
+class LoadFitsImage(BaseTransform):
+    """``results['img']`` = the record's bands as the model input of ``recipe`` ((H, W, C) float32, array frame).
+
+    Required keys: ``img_path`` (and ``band_files`` / ``bands`` when the record has them). Added keys: ``img``,
+    ``img_shape``, ``ori_shape``. ``recipe`` is the config's ``image_recipe`` dict (a float recipe).
+    """
+
+    def __init__(self, recipe: dict) -> None:
+        self.recipe = ImageRecipe.from_dict(dict(recipe))
+        if self.recipe.kind != "float":
+            raise ValueError(f"LoadFitsImage reads float recipes; got kind {self.recipe.kind!r}")
+
+    def transform(self, results: dict) -> dict:
+        image = read_record(results["img_path"], self.recipe, results.get("band_files"), results.get("bands"))
+        results["img"] = image
+        results["img_shape"] = results["ori_shape"] = image.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(bands={self.recipe.bands}, stretch={self.recipe.stretch!r})"
 
 
 @TRANSFORMS.register_module()

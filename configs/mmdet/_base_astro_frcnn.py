@@ -103,10 +103,12 @@ test_dataloader = dict(
     dataset=dict(_delete_=True, **_dataset('test', test_pipeline, test_mode=True)),
 )
 # COCO AP with astrodet's area ranges at maxDets [1, 10, 100] + completeness/purity (IoU >= 0.5, score >= 0.3).
-# AstroReportHook writes the test report (report.json/.md, PNGs) into the work dir, under any tool.
+# AstroReportHook writes the test report (report.json/.md, PNGs) into the work dir, under any tool;
+# AstroCheckpointHook refuses a load_from/resume checkpoint that fits none of the model's weights and records the
+# image recipe in every checkpoint saved.
 val_evaluator = dict(_delete_=True, type='AstroDetectionMetric', dataset='default', split='val', max_detections=100)
 test_evaluator = dict(_delete_=True, type='AstroDetectionMetric', dataset='default', split='test', max_detections=100)
-custom_hooks = [dict(type='AstroReportHook')]
+custom_hooks = [dict(type='AstroReportHook'), dict(type='AstroCheckpointHook')]
 
 # Detectron2's schedule: 1500 iterations, linear warm-up over 100 (factor 0.001), lr x0.1 at 1200.
 max_iters = 1500

@@ -18,6 +18,8 @@ default_hooks = dict(  # mmdet's runtime hooks without its box-drawing visualisa
 )
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)
 randomness = dict(seed=2024)
-custom_hooks = [dict(type='AstroReportHook')]  # the test report (report.json/.md, PNGs) goes into the work dir
+# AstroReportHook: the test report (report.json/.md, PNGs) goes into the work dir; AstroCheckpointHook: a checkpoint
+# that fits none of the model's weights is refused, and saved checkpoints record the image recipe.
+custom_hooks = [dict(type='AstroReportHook'), dict(type='AstroCheckpointHook')]
 # 8-bit cutouts scaled to [0, 1], as the Detectron2 configs (PIXEL_MEAN 0, PIXEL_STD 255).
 data_preprocessor = dict(type='ImgDataPreprocessor', mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0])

@@ -2,6 +2,9 @@
 # compact, low-surface-brightness sources. Mirrors configs/frcnn_deepshadows.yaml.
 _base_ = ['./_base_astro_frcnn.py']
 model = dict(
+    # Detectron2 pads an FPN's input to its coarsest input stride (8 here: 200 px stay 200); the base's 32 would pad
+    # to 224, and GroupNorm's statistics would include the padding, so the same weights would detect differently.
+    data_preprocessor=dict(pad_size_divisor=8),
     backbone=dict(
         _delete_=True,
         type='DeepShadowsTrunk',

@@ -22,19 +22,7 @@ from tests.conftest import REPO
 from tests.detectron2.test_predictor import malicious_checkpoint, tiny_val_images
 from tests.frameworks.test_parity import _d2_detector_state_for_mmdet
 
-PAIRS = [
-    ("frcnn_zoobot.yaml", "frcnn_zoobot.py"),
-    pytest.param(
-        "frcnn_deepshadows.yaml",
-        "frcnn_deepshadows.py",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="the padding differs: Detectron2 pads this FPN's input to its coarsest trunk stride (8: 200 px stay "
-            "200), mmdet's config to pad_size_divisor 32 (224), and GroupNorm sees the padding; with "
-            "data_preprocessor=dict(pad_size_divisor=8) in configs/mmdet/frcnn_deepshadows.py the detections agree",
-        ),
-    ),
-]
+PAIRS = [("frcnn_zoobot.yaml", "frcnn_zoobot.py"), ("frcnn_deepshadows.yaml", "frcnn_deepshadows.py")]
 
 
 def same_weights_in_both_frameworks(d2_config: str, folder: Path) -> tuple[Path, Path]:
@@ -118,11 +106,10 @@ MODEL:
 SOLVER: {{IMS_PER_BATCH: 4, MAX_ITER: 120, BASE_LR: 0.001}}
 DATASETS: {{TEST: []}}
 """
-# The same detector in mmdet's terms; Detectron2 pads this FPN's input to its coarsest trunk stride (8).
+# The same detector in mmdet's terms (the base config already pads to 8, as Detectron2 pads this FPN's input).
 LIGHT_MMDET = """\
 _base_ = ['{base}']
 model = dict(
-    data_preprocessor=dict(pad_size_divisor=8),
     backbone=dict(out_indices=(1, 2)),
     neck=dict(in_channels=[32, 64], out_channels=64, num_outs=3),
     rpn_head=dict(in_channels=64, feat_channels=64, anchor_generator=dict(scales=[2], strides=[4, 8, 16])),

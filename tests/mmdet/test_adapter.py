@@ -168,7 +168,8 @@ def test_shipped_configs_are_consistent(path: Path) -> None:
     for phase in ("train", "val", "test"):
         dataset = cfg[f"{phase}_dataloader"].dataset
         assert dataset.type == "AstroCocoDataset" and dataset.metainfo == dict(classes=("clump", "odd_clump"))
-        assert dataset.dataset in ("default", "tiny") and "ann_file" not in dataset  # a catalogue name, no path
+        # a catalogue name, no path (the *_fits configs: the 5-band FITS form of the same sets)
+        assert dataset.dataset in ("default", "tiny", "default_fits", "tiny_fits") and "ann_file" not in dataset
     assert cfg.train_dataloader.dataset.filter_cfg == dict(filter_empty_gt=False)
     for phase in ("val", "test"):
         evaluator = cfg[f"{phase}_evaluator"]
@@ -177,9 +178,15 @@ def test_shipped_configs_are_consistent(path: Path) -> None:
         assert (evaluator.dataset, evaluator.split) == (dataset.dataset, dataset.split)
     assert dict(type="AstroReportHook") in cfg.custom_hooks  # the test report goes into the work dir under any tool
     preprocessor = cfg.model.data_preprocessor  # the same normalisation as the Detectron2 base config
-    d2_base = yaml.safe_load((REPO / "configs" / "Base-AstroRCNN-FPN.yaml").read_text())["MODEL"]
-    assert preprocessor.mean == d2_base["PIXEL_MEAN"] and preprocessor.std == d2_base["PIXEL_STD"]
-    assert preprocessor.bgr_to_rgb
+    if cfg.get("image_recipe", {}).get("kind") == "float":  # FITS bands: the recipe normalises, as PIXEL_MEAN 0/STD 1
+        d2_fits = yaml.safe_load((REPO / "configs" / "frcnn_zoobot_fits.yaml").read_text())["MODEL"]
+        assert set(d2_fits["PIXEL_MEAN"]) == {0.0} and set(d2_fits["PIXEL_STD"]) == {1.0}
+        assert preprocessor.mean is None and preprocessor.std is None and not preprocessor.bgr_to_rgb
+        assert len(d2_fits["PIXEL_MEAN"]) == cfg.model.backbone.in_channels == len(cfg.image_recipe.bands)
+    else:
+        d2_base = yaml.safe_load((REPO / "configs" / "Base-AstroRCNN-FPN.yaml").read_text())["MODEL"]
+        assert preprocessor.mean == d2_base["PIXEL_MEAN"] and preprocessor.std == d2_base["PIXEL_STD"]
+        assert preprocessor.bgr_to_rgb
     assert cfg.train_cfg.type == "IterBasedTrainLoop"
     assert cfg.randomness.seed == 2024
 

@@ -19,6 +19,8 @@ pytest.importorskip("mmdet")
 
 import mmdet
 
+from astrodet.inference import SIMULATOR_RECIPE
+from astrodet.mmdet.compat import load_local_checkpoint
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -73,7 +75,9 @@ def test_quick_config_trains_validates_tests_and_reports(quick_run: Path, tiny_c
     for png in ("pr_curve.png", "threshold_curves.png", "bins.png", "examples.png"):
         assert (quick_run / png).stat().st_size > 10_000
     assert "Completeness" in (quick_run / "report.md").read_text()
-    assert (quick_run / "iter_10.pth").is_file()
+    saved = load_local_checkpoint(str(quick_run / "iter_10.pth"))["meta"]  # what astrodet predict reads back
+    assert saved["image_recipe"] == SIMULATOR_RECIPE.to_dict()  # AstroCheckpointHook's
+    assert tuple(saved["dataset_meta"]["classes"]) == ("clump", "odd_clump")  # mmengine's, from the training data
     scalars, test = _logged(quick_run)
     assert max(row.get("iter", 0) for row in scalars) == 10
     (validation,) = [row for row in scalars if "coco/bbox_mAP" in row]  # at the last iteration
@@ -145,6 +149,22 @@ def test_a_checkpoint_of_another_model_is_refused_not_trained_over(tiny_cache: P
 
 
 @pytest.mark.skipif(not (MMDET_TOOLS / "train.py").is_file(), reason=f"mmdet's tools are not in {MMDET_TOOLS}")
+def test_mmdet_own_tools_refuse_a_checkpoint_of_another_model(tiny_cache: Path, tmp_path: Path) -> None:
+    """The configs' AstroCheckpointHook applies the same refusal under mmdet's tools/train.py and tools/test.py,
+    which know nothing of astrodet (their own error handling: a traceback ending in the one line, exit 1)."""
+    foreign = tmp_path / "other_model.pth"
+    torch.save({"state_dict": {"encoder.layer0.weight": torch.zeros(3)}, "meta": {}}, foreign)
+    config = str(QUICK / "frcnn_deepshadows_quick.py")
+    train = [str(MMDET_TOOLS / "train.py"), config, "--work-dir", str(tmp_path / "train")]
+    test = [str(MMDET_TOOLS / "test.py"), config, str(foreign), "--work-dir", str(tmp_path / "test")]
+    for cmd in ([*train, "--cfg-options", f"load_from={foreign}"], test):
+        result = _run(tiny_cache, [sys.executable, *cmd], tmp_path, expect=1)
+        log = result.stdout + result.stderr
+        assert f"AstrodetInputError: {foreign}: none of its 1 weights fits this model" in log
+        assert "Iter(train)" not in log and "Iter(test)" not in log
+
+
+@pytest.mark.skipif(not (MMDET_TOOLS / "train.py").is_file(), reason=f"mmdet's tools are not in {MMDET_TOOLS}")
 def test_mmdet_own_tools_train_and_test_a_shipped_config_with_the_report(tiny_cache: Path, tmp_path: Path) -> None:
     """The config runs unchanged under mmdet's tools/train.py, and tools/test.py writes astrodet's report."""
     config = str(QUICK / "frcnn_zoobot_quick.py")
@@ -154,6 +174,7 @@ def test_mmdet_own_tools_train_and_test_a_shipped_config_with_the_report(tiny_ca
     _run(tiny_cache, train, tmp_path)
     checkpoint = train_dir / "iter_2.pth"
     assert checkpoint.is_file() and not (train_dir / "report.json").exists()  # mmdet's train.py does not test
+    assert load_local_checkpoint(str(checkpoint))["meta"]["image_recipe"] == SIMULATOR_RECIPE.to_dict()
     test = [sys.executable, str(MMDET_TOOLS / "test.py"), config, str(checkpoint), "--work-dir", str(test_dir)]
     _run(tiny_cache, test, tmp_path)
     report = json.loads((test_dir / "report.json").read_text())

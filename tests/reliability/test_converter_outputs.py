@@ -16,8 +16,11 @@ import pytest
 from astrodet import cli
 from astrodet.data.coco import load_coco
 from astrodet.errors import AstrodetInputError
+from tests.data.test_clumps_rejects import clumps_case
+from tests.data.test_field import field_case
 from tests.reliability.inputs import MAKERS, Case, clumpscout_case, galaxyzoo_case
 
+MAKERS = {**MAKERS, "field": field_case, "clumps": clumps_case}
 CONVERTERS = sorted(MAKERS)
 
 

@@ -12,7 +12,11 @@ seed and its index, never on the number of worker processes):
   SDSS gains, read noise; Moffat PSF (beta 2.8-3.6), r-band FWHM 1.1-1.7 arcsec (median 1.35; g 5% wider, i 4%
   narrower). Data are made on the native SDSS grid (0.396 arcsec/px, nanomaggies per pixel, sky subtracted) and
   resampled with a Keys bicubic kernel onto the 400x400 cutout, as Clump Scout cutouts were made from SDSS frames,
-  so the noise has the same pixel-correlated texture.
+  so the noise has the same pixel-correlated texture. Optionally (``bands="ugriz"``) also u and z: sky 22.1 / 19.0
+  mag arcsec^-2 and ~165 / ~150 electrons per nanomaggy (much noisier than g, r, i, as SDSS), seeing ~ wavelength
+  ^-0.2 (u 12% wider, z 7% narrower than r), colours per kind of light (clumps bright in u, bulges and red compact
+  sources faint in it, stars on the stellar locus), all drawn from separate random streams so that every g, r, i
+  value is the same with or without them.
 - *Cutout scale*: Clump Scout cutouts are scaled so the galaxy fills the frame. The per-galaxy pixel scale follows
   from the volunteers' box size: a box is ``BOX_SIDE_PER_FWHM`` r-band PSF FWHMs wide (one side per galaxy, as in
   the real tables), the side is drawn from the real per-galaxy distribution for the galaxy's clump count, and
@@ -33,7 +37,8 @@ seed and its index, never on the number of worker processes):
   ``FAINT_MAX_FRACTION`` of both visibility thresholds (invisible), extended background galaxies away from the
   disk, an occasional companion galaxy, and field stars outside the central 200x200 training crop only.
 
-Outputs in the dataset folder (each written atomically; same seed -> identical bytes, whatever ``workers``):
+Outputs in the dataset folder (the folder is published as one unit, see :func:`simulate_dataset`; same seed ->
+identical bytes, whatever ``workers``):
 
 - ``images/<local_id>.png``: 400x400 RGB, north up, east left, Lupton asinh of (i, r, g) surface brightness via
   :func:`astrodet.data.imaging.lupton_rgb`.
@@ -43,13 +48,18 @@ Outputs in the dataset folder (each written atomically; same seed -> identical b
 - ``fits_cutout/<local_id>_<band>.fits`` (only with ``write_cutout_fits`` / ``--cutout-fits``): the PNG's own
   400x400 frame per band, float32 nanomaggies per arcsec^2 (the values the PNG was coloured from), rows flipped to
   FITS order, with the cutout's TAN WCS at the galaxy's pixel scale (``BUNIT = 'nanomaggy/arcsec2'``).
+- ``fits_crop/<local_id>.fits`` (only with ``write_crop_cubes`` / ``--crop-cubes``): the 200x200 training crop
+  of every simulated band as one float32 cube (C, 200, 200), ``BAND1..BANDC``, ``BUNIT = 'nanomaggy/arcsec2'``,
+  the crop's TAN WCS, rows in FITS order (the embedded default's FITS form, ``default_fits``, reads these).
 - ``boxes.csv``: exactly the Clump Scout table columns ``image_id,local_ids,filename,label,label_text,x1,x2,y1,y2``.
   ``x1..y2`` are in pixels of the central 200x200 crop (PNG pixels 100-300), i.e. PNG-frame coordinates minus 100,
   so boxes of sources outside the crop have negative or > 200 values, as in the real table; label 1 ``clumpy``,
   2 ``clumpy, odd``; ``filename`` is ``images/<local_id>.png``.
 - ``clumps.csv``: one row per box, same order: source positions (RA/Dec, PNG-frame x, y), g/r/i fluxes in
-  nanomaggies, flux ratio to the smooth galaxy (bulge + disk) in g and r, r magnitude, contrast, SNR, kind.
-- ``galaxies.csv``: one row per galaxy, including galaxies without clumps.
+  nanomaggies (u, z appended as ``flux_u``, ``flux_z`` when simulated), flux ratio to the smooth galaxy (bulge +
+  disk) in g and r, r magnitude, contrast, SNR, kind.
+- ``galaxies.csv``: one row per galaxy, including galaxies without clumps (``mag_u``, ``mag_z`` appended when
+  simulated).
 - ``simulation.json``: seed, count and the calibration constants, no timestamp.
 
 Coordinates: PNG frame (x, y) is continuous with the origin at the top-left corner of the top-left pixel, x right,
@@ -70,12 +80,22 @@ from astrodet.data.simulation.dataset import (
     MAX_GALAXIES,
     SimulationSummary,
     add_arguments,
+    band_tuple,
     run,
     simulate_dataset,
     simulate_galaxy,
 )
 from astrodet.data.simulation.galaxy import BOX_SIDE_PER_FWHM, IMAGE_ID_BASE, NEGATIVE_FRACTION
-from astrodet.data.simulation.optics import BANDS, CROP_OFFSET, CROP_SIDE, FRAME, SDSS_PIXEL, ZEROPOINT
+from astrodet.data.simulation.optics import (
+    BANDS,
+    CROP_OFFSET,
+    CROP_SIDE,
+    EXTRA_BANDS,
+    FRAME,
+    SDSS_BANDS,
+    SDSS_PIXEL,
+    ZEROPOINT,
+)
 from astrodet.data.simulation.sources import DISK_MIN_SNR, FAINT_MAX_FRACTION, LABEL_MARGIN, MIN_CONTRAST, MIN_SNR
 from astrodet.data.simulation.writers import BOXES_COLUMNS, CLUMP_COLUMNS, GALAXY_COLUMNS
 
@@ -87,6 +107,7 @@ __all__ = [
     "CROP_OFFSET",
     "CROP_SIDE",
     "DISK_MIN_SNR",
+    "EXTRA_BANDS",
     "FAINT_MAX_FRACTION",
     "FRAME",
     "GALAXY_COLUMNS",
@@ -96,10 +117,12 @@ __all__ = [
     "MIN_CONTRAST",
     "MIN_SNR",
     "NEGATIVE_FRACTION",
+    "SDSS_BANDS",
     "SDSS_PIXEL",
     "ZEROPOINT",
     "SimulationSummary",
     "add_arguments",
+    "band_tuple",
     "run",
     "simulate_dataset",
     "simulate_galaxy",

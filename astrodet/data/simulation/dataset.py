@@ -3,15 +3,15 @@
 Why a module of its own: this is the one entry point (:func:`simulate_dataset`, and the ``astrodet simulate``
 command) and the only code that knows about processes and folders. Galaxies are independent, so they are rendered
 in chunks by a process pool and their rows gathered in index order; the output depends only on
-``(n, seed, write_fits, negative_fraction)``, never on ``workers``. Tables and ``simulation.json`` are written
-atomically, and files of an earlier, larger run in the same folder are removed.
+``(n, seed, write_fits, negative_fraction, bands, ...)``, never on ``workers``. The folder is one unit
+(:mod:`astrodet.data.outputs`): staged whole in a hidden sibling and switched in with one rename, so an interrupted
+rerun never leaves new images beside old tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from astrodet.data.imaging import write_png
+from astrodet.data.outputs import OutputUnit
 from astrodet.data.simulation.galaxy import BOX_SIDE_PER_FWHM, NEGATIVE_FRACTION, Galaxy
-from astrodet.data.simulation.optics import BANDS, CROP_OFFSET, FRAME, SDSS_PIXEL
+from astrodet.data.simulation.optics import BANDS, CROP_OFFSET, EXTRA_BANDS, FRAME, SDSS_BANDS, SDSS_PIXEL
 from astrodet.data.simulation.sources import DISK_MIN_SNR, FAINT_MAX_FRACTION, LABEL_MARGIN, MIN_CONTRAST, MIN_SNR
 from astrodet.data.simulation.writers import (
     BOXES_COLUMNS,
@@ -33,15 +34,21 @@ from astrodet.data.simulation.writers import (
     cutout_surface_brightness,
     png_image,
     source_rows,
+    table_columns,
     write_band_fits,
+    write_crop_cube,
     write_cutout_fits,
 )
 from astrodet.errors import AstrodetInputError
-from astrodet.io import atomic_write_json, atomic_write_text
+from astrodet.io import atomic_write_json, atomic_write_text, clone, clone_tree
 from astrodet.workers import die_with_parent
 
 MAX_GALAXIES = 10_000_000
 CUTOUT_FITS_DIR = "fits_cutout"  # per-band FITS of the PNG's own frame (write_cutout_fits=True)
+CROP_CUBES_DIR = "fits_crop"  # one multi-band cube of the 200x200 training crop per galaxy (write_crop_cubes=True)
+TABLES = {"boxes": "boxes.csv", "clumps": "clumps.csv", "galaxies": "galaxies.csv", "config": "simulation.json"}
+# Everything a run writes in its folder: a rerun replaces these and carries anything else over.
+OUTPUT_NAMES = frozenset({"images", "fits", CUTOUT_FITS_DIR, CROP_CUBES_DIR, *TABLES.values()})
 
 
 @dataclass(frozen=True)
@@ -59,31 +66,46 @@ class SimulationSummary:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def simulate_galaxy(seed: int, index: int, negative_fraction: float = NEGATIVE_FRACTION) -> dict[str, Any]:
+def simulate_galaxy(
+    seed: int, index: int, negative_fraction: float = NEGATIVE_FRACTION, bands: Sequence[str] = BANDS
+) -> dict[str, Any]:
     """Render galaxy ``index`` of dataset ``seed`` in memory (no files): native ``images`` per band, ``png`` array,
     and its ``galaxy`` / ``boxes`` / ``clumps`` rows. For inspection, tests and custom writers."""
-    galaxy = Galaxy(seed, index, negative_fraction)
+    galaxy = Galaxy(seed, index, negative_fraction, band_tuple(bands))
     noisy, labelled, row = galaxy.render()
     boxes, clumps = source_rows(galaxy, labelled, row)
     return {"images": noisy, "png": png_image(galaxy, noisy), "galaxy": row, "boxes": boxes, "clumps": clumps}
 
 
-def _simulate_chunk(
-    task: tuple[int, Sequence[int], str, bool, float, bool],
-) -> list[tuple[dict, list[dict], list[dict]]]:
-    """Worker: simulate and write the galaxies of one chunk; return their table rows."""
-    seed, indices, out_dir, write_fits, negative_fraction, cutout_fits = task
-    out = Path(out_dir)
+@dataclass(frozen=True)
+class _Plan:
+    """Everything that decides the bytes of a run (``workers`` never does)."""
+
+    n: int
+    seed: int
+    write_fits: bool
+    negative_fraction: float
+    cutout_fits: bool
+    crop_cubes: bool
+    bands: tuple[str, ...]
+
+
+def _simulate_chunk(task: tuple[_Plan, list[int], str]) -> list[tuple[dict, list[dict], list[dict]]]:
+    """Worker: simulate and write the galaxies ``task[1]`` into the folder ``task[2]``; return their table rows."""
+    plan, indices, folder = task
+    out = Path(folder)
     results = []
     for index in indices:
-        galaxy = Galaxy(seed, index, negative_fraction)
+        galaxy = Galaxy(plan.seed, index, plan.negative_fraction, plan.bands)
         noisy, labelled, row = galaxy.render()
         sb = cutout_surface_brightness(galaxy, noisy)
         write_png(out / row["filename"], png_image(galaxy, noisy, sb))
-        if write_fits:
+        if plan.write_fits:
             write_band_fits(galaxy, noisy, out / "fits")
-        if cutout_fits:
+        if plan.cutout_fits:
             write_cutout_fits(galaxy, sb, out / CUTOUT_FITS_DIR)
+        if plan.crop_cubes:
+            write_crop_cube(galaxy, sb, out / CROP_CUBES_DIR / f"{galaxy.local_id}.fits")
         boxes, clumps = source_rows(galaxy, labelled, row)
         results.append((row, boxes, clumps))
     return results
@@ -94,17 +116,19 @@ def _chunks(n: int, size: int) -> Iterator[list[int]]:
         yield list(range(start, min(start + size, n)))
 
 
-_OUR_IMAGE = re.compile(r"^\d{12}\.png$")
-_OUR_FITS = re.compile(r"^\d{12}_[gri]\.fits$")
-
-
-def _remove_stale(folder: Path, pattern: re.Pattern[str], keep: set[str]) -> None:
-    """Delete outputs of an earlier run that this run did not write (so a rerun leaves a clean dataset)."""
-    if not folder.is_dir():
-        return
-    for entry in folder.iterdir():
-        if entry.is_file() and pattern.match(entry.name) and entry.name not in keep:
-            entry.unlink()
+def band_tuple(bands: str | Sequence[str]) -> tuple[str, ...]:
+    """The bands to simulate in wavelength order, from ``"ugriz"`` or ``["u", "g", ...]``: g, r and i (the PNG's)
+    and optionally u and z. Anything else is an :class:`AstrodetInputError` naming the bad band."""
+    given = list(bands)
+    for band in given:
+        if band not in SDSS_BANDS:
+            raise AstrodetInputError(f"--bands: unknown band {band!r}; choose from {''.join(SDSS_BANDS)}")
+    if len(set(given)) != len(given):
+        raise AstrodetInputError(f"--bands: a band is given twice in {''.join(given)!r}")
+    missing = [b for b in BANDS if b not in given]
+    if missing:
+        raise AstrodetInputError(f"--bands: g, r and i are always simulated (the PNG's colours); missing {missing}")
+    return tuple(b for b in SDSS_BANDS if b in given)
 
 
 def _check_arguments(out_dir: Path, n: int, seed: int, workers: int | None, negative_fraction: float) -> None:
@@ -118,9 +142,8 @@ def _check_arguments(out_dir: Path, n: int, seed: int, workers: int | None, nega
         raise AstrodetInputError(f"negative_fraction: expected a fraction in [0, 1), got {negative_fraction!r}")
     if out_dir.exists() and not out_dir.is_dir():
         raise AstrodetInputError(f"--out {out_dir}: expected a directory (created if missing), found an existing file")
-    for sub in ("images", "fits", CUTOUT_FITS_DIR):
-        if (out_dir / sub).exists() and not (out_dir / sub).is_dir():
-            raise AstrodetInputError(f"--out {out_dir}: expected {sub}/ to be a directory, found a file")
+    if not Path(os.path.abspath(out_dir)).name:
+        raise AstrodetInputError(f"--out {out_dir}: expected a folder below the file system's root")
 
 
 def simulate_dataset(
@@ -132,42 +155,87 @@ def simulate_dataset(
     write_fits: bool = True,
     negative_fraction: float = NEGATIVE_FRACTION,
     write_cutout_fits: bool = False,
+    bands: str | Sequence[str] = BANDS,
+    write_crop_cubes: bool = False,
+    atomic: bool = True,
 ) -> SimulationSummary:
     """Write ``n`` simulated clumpy galaxies (PNG, FITS, boxes/clumps/galaxies CSV) into ``out_dir``.
 
-    This is the one entry point for code that needs astrodet's embedded training data: output depends only on
-    ``(n, seed, write_fits, negative_fraction)``, not on ``workers`` (default: all CPU cores), so a dataset can be
+    This is the one entry point for code that needs astrodet's embedded training data: output depends only on the
+    arguments below ``workers``, never on ``workers`` itself (default: all CPU cores), so a dataset can be
     rebuilt byte for byte anywhere. ``write_cutout_fits`` also writes ``fits_cutout/<local_id>_<band>.fits``: the
     PNG's 400x400 frame per band in nanomaggies per arcsec^2 with its TAN WCS (what inference on FITS is checked
-    against); off by default, and the other outputs are the same bytes either way. Rerunning into the same folder
-    overwrites it cleanly (stale images of a larger earlier run are removed). Raises :class:`AstrodetInputError`
-    on bad arguments.
+    against); off by default, and the other outputs are the same bytes either way. ``bands`` adds u and/or z to
+    g, r, i (``"ugriz"``): each extra band gets its own PSF, sky and noise, and its FITS files and table columns
+    (``flux_u``, ``mag_u``, ...) are added, while every g, r, i pixel, the PNGs and the boxes stay the bytes of a
+    g, r, i run. ``write_crop_cubes`` writes ``fits_crop/<local_id>.fits``: the 200x200 training crop of every
+    band as one float32 cube (``BAND1..BANDC``, ``BUNIT``, WCS; FITS row order).
+
+    The folder is published as one unit (:class:`astrodet.data.outputs.OutputUnit`): the run writes a hidden
+    sibling and switches ``out_dir`` to it with one rename, so a reader, or a rerun killed at any moment, sees the
+    complete previous set or the complete new one, never new images beside old tables; what a killed run left is
+    removed by the next. Files in ``out_dir`` that the simulator does not write are kept. ``atomic=False`` writes
+    in place into a new or empty folder instead, for a caller that publishes the whole folder itself (the dataset
+    cache, whose COCO files record the paths they were made from). Raises :class:`AstrodetInputError` on bad
+    arguments.
     """
-    out = Path(out_dir)
-    _check_arguments(out, n, seed, workers, negative_fraction)
-    n, seed = int(n), int(seed)
-    n_workers = int(workers) if workers is not None else max(1, os.cpu_count() or 1)
-    n_workers = min(n_workers, n)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    if write_fits:
-        (out / "fits").mkdir(parents=True, exist_ok=True)
-    if write_cutout_fits:
-        (out / CUTOUT_FITS_DIR).mkdir(parents=True, exist_ok=True)
-    chunk = max(1, min(16, n // (n_workers * 4) or 1))
-    tasks = [
-        (seed, idx, str(out), write_fits, float(negative_fraction), write_cutout_fits) for idx in _chunks(n, chunk)
-    ]
+    visible = Path(out_dir)
+    _check_arguments(visible, n, seed, workers, negative_fraction)
+    plan = _Plan(
+        int(n), int(seed), bool(write_fits), float(negative_fraction), bool(write_cutout_fits),
+        bool(write_crop_cubes), band_tuple(bands),
+    )  # fmt: skip
+    n_workers = min(int(workers) if workers is not None else max(1, os.cpu_count() or 1), plan.n)
+    if not atomic:
+        if visible.is_dir() and any(visible.iterdir()):
+            raise AstrodetInputError(f"{visible}: writing in place (atomic=False) needs a new or empty folder")
+        visible.mkdir(parents=True, exist_ok=True)
+        return _simulate_into(visible, visible, plan, n_workers, progress)
+    out = Path(os.path.abspath(visible))
+    with OutputUnit(out.parent, f"{out.name}.simulation", f"astrodet simulate --out {visible}") as unit:
+        staged = unit.staged(out)
+        staged.mkdir()
+        _carry_over(out, staged)
+        summary = _simulate_into(staged, visible, plan, n_workers, progress)
+        unit.publish()
+    return summary
+
+
+def _carry_over(out: Path, staged: Path) -> None:
+    """Give the new folder what the old one holds besides simulator outputs (a user's notes, a conversion written
+    inside it), as hard links: a rerun replaces only what the simulator writes."""
+    if not out.is_dir():
+        return
+    for entry in os.scandir(out):
+        if entry.name in OUTPUT_NAMES:
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), staged / entry.name)
+        elif entry.is_dir():
+            clone_tree(entry.path, staged / entry.name)
+        else:
+            clone(entry.path, staged / entry.name)
+
+
+def _simulate_into(folder: Path, visible: Path, plan: _Plan, n_workers: int, progress: bool) -> SimulationSummary:
+    """Write the run into ``folder``; the summary names the files as they will be seen, under ``visible``."""
+    subfolders = {"images": True, "fits": plan.write_fits, CUTOUT_FITS_DIR: plan.cutout_fits}
+    for sub, wanted in {**subfolders, CROP_CUBES_DIR: plan.crop_cubes}.items():
+        if wanted:
+            (folder / sub).mkdir()
+    chunk = max(1, min(16, plan.n // (n_workers * 4) or 1))
+    tasks = [(plan, indices, str(folder)) for indices in _chunks(plan.n, chunk)]
     from tqdm import tqdm
 
     start = time.perf_counter()
     results: list[tuple[dict, list[dict], list[dict]]] = []
-    with tqdm(total=n, disable=not progress, unit="galaxy", desc="simulate") as bar:
+    with tqdm(total=plan.n, disable=not progress, unit="galaxy", desc="simulate") as bar:
         if n_workers == 1:
             for task in tasks:
                 results.extend(_simulate_chunk(task))
                 bar.update(len(task[1]))
         else:
-            # Workers die with this process, so a killed build leaves none writing into the folder a rerun rebuilds.
+            # Workers die with this process, so a killed run leaves none writing into the folder a rerun rebuilds.
             pool = ProcessPoolExecutor(n_workers, initializer=die_with_parent, initargs=(os.getpid(),))
             with pool:
                 for task, done in zip(tasks, pool.map(_simulate_chunk, tasks), strict=True):
@@ -176,49 +244,38 @@ def simulate_dataset(
     galaxies = [r[0] for r in results]
     boxes = [b for r in results for b in r[1]]
     clumps = [c for r in results for c in r[2]]
-    files = {
-        "boxes": str(out / "boxes.csv"),
-        "clumps": str(out / "clumps.csv"),
-        "galaxies": str(out / "galaxies.csv"),
-        "config": str(out / "simulation.json"),
-    }
-    atomic_write_text(files["boxes"], csv_text(BOXES_COLUMNS, boxes))
-    atomic_write_text(files["clumps"], csv_text(CLUMP_COLUMNS, clumps))
-    atomic_write_text(files["galaxies"], csv_text(GALAXY_COLUMNS, galaxies))
-    atomic_write_json(files["config"], _config(n, seed, write_fits, negative_fraction, write_cutout_fits), indent=2)
-    keep_png = {f"{g['local_ids']}.png" for g in galaxies}
-    keep_fits = {f"{g['local_ids']}_{b}.fits" for g in galaxies for b in BANDS} if write_fits else set()
-    _remove_stale(out / "images", _OUR_IMAGE, keep_png)
-    _remove_stale(out / "fits", _OUR_FITS, keep_fits)
-    if write_cutout_fits:
-        _remove_stale(out / CUTOUT_FITS_DIR, _OUR_FITS, {f"{g['local_ids']}_{b}.fits" for g in galaxies for b in BANDS})
+    extra = [b for b in plan.bands if b in EXTRA_BANDS]
+    atomic_write_text(folder / "boxes.csv", csv_text(BOXES_COLUMNS, boxes))
+    atomic_write_text(folder / "clumps.csv", csv_text(table_columns(CLUMP_COLUMNS, "flux_", extra), clumps))
+    atomic_write_text(folder / "galaxies.csv", csv_text(table_columns(GALAXY_COLUMNS, "mag_", extra), galaxies))
+    atomic_write_json(folder / "simulation.json", _config(plan), indent=2)
     seconds = time.perf_counter() - start
     return SimulationSummary(
-        out_dir=str(out),
-        n_galaxies=n,
+        out_dir=str(visible),
+        n_galaxies=plan.n,
         n_boxes=len(boxes),
         n_clumps=sum(b["label"] == 1 for b in boxes),
         n_odd=sum(b["label"] == 2 for b in boxes),
         n_without_clumps=sum(g["n_boxes"] == 0 for g in galaxies),
         seconds=seconds,
-        galaxies_per_minute=60.0 * n / seconds if seconds > 0 else float("inf"),
-        files=files,
+        galaxies_per_minute=60.0 * plan.n / seconds if seconds > 0 else float("inf"),
+        files={key: str(visible / name) for key, name in TABLES.items()},
     )
 
 
-def _config(n: int, seed: int, write_fits: bool, negative_fraction: float, cutout_fits: bool) -> dict[str, Any]:
+def _config(plan: _Plan) -> dict[str, Any]:
     from astrodet import __version__
 
     config = {
         "generator": "astrodet.data.simulation",
         "astrodet_version": __version__,
-        "n": n,
-        "seed": seed,
-        "write_fits": write_fits,
-        "negative_fraction": negative_fraction,
+        "n": plan.n,
+        "seed": plan.seed,
+        "write_fits": plan.write_fits,
+        "negative_fraction": plan.negative_fraction,
         "frame_px": FRAME,
         "crop_offset_px": CROP_OFFSET,
-        "bands": list(BANDS),
+        "bands": list(plan.bands),
         "native_pixel_arcsec": SDSS_PIXEL,
         "min_contrast": MIN_CONTRAST,
         "min_snr": MIN_SNR,
@@ -229,9 +286,12 @@ def _config(n: int, seed: int, write_fits: bool, negative_fraction: float, cutou
         "units": {"fits": "nanomaggy per 0.396 arcsec pixel", "png": "Lupton asinh of nanomaggy/arcsec^2 (i,r,g)"},
         "calibration": "clump counts and box sides from Galaxy Zoo: Clump Scout boxes (Popp et al. 2024), train split",
     }
-    if cutout_fits:  # only when asked, so that datasets made without it keep their bytes
+    if plan.cutout_fits:  # only when asked, so that datasets made without it keep their bytes
         config["write_cutout_fits"] = True
         config["units"]["fits_cutout"] = "nanomaggy/arcsec^2 on the PNG's grid, rows flipped to FITS order"
+    if plan.crop_cubes:
+        config["write_crop_cubes"] = True
+        config["units"]["fits_crop"] = "nanomaggy/arcsec^2 of the 200x200 crop, all bands, rows in FITS order"
     return config
 
 
@@ -251,6 +311,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"also write {CUTOUT_FITS_DIR}/<id>_<band>.fits: the PNG's 400x400 frame per band with its WCS",
     )
+    parser.add_argument(
+        "--bands",
+        default="".join(BANDS),
+        help="bands to simulate: gri (default) or ugriz (u and z with their own PSF and noise; g, r, i unchanged)",
+    )
+    parser.add_argument(
+        "--crop-cubes",
+        action="store_true",
+        help=f"also write {CROP_CUBES_DIR}/<id>.fits: the 200x200 training crop of every band as one float32 cube",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -263,6 +333,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         write_fits=not args.no_fits,
         write_cutout_fits=args.cutout_fits,
+        bands=args.bands,
+        write_crop_cubes=args.crop_cubes,
     )
     print(
         f"simulated {summary.n_galaxies} galaxies into {summary.out_dir}: {summary.n_boxes} boxes "

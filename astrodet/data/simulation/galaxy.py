@@ -2,9 +2,12 @@
 
 Why a module of its own: a galaxy is the unit of determinism. Every draw comes from
 ``numpy.random.default_rng([seed, index])`` in a fixed order, so a galaxy depends only on the dataset seed and its
-index, never on the number of worker processes. This module owns that generator, the galaxy's geometry (sky
-offsets, PNG frame, native pixels, disk plane) and its rendering; the sources placed on it are drawn by
-:mod:`astrodet.data.simulation.sources` and the files written by :mod:`astrodet.data.simulation.writers`.
+index, never on the number of worker processes. The optional u and z bands draw from streams of their own
+(``[seed, index, U_Z_STREAM]`` for their colours and sky, plus the band's index for its noise), so asking for them
+changes no g, r, i pixel, box or table value: the 3-band and 5-band datasets of one seed hold the same galaxies.
+This module owns those generators, the galaxy's geometry (sky offsets, PNG frame, native pixels, disk plane) and
+its rendering; the sources placed on it are drawn by :mod:`astrodet.data.simulation.sources` and the files written
+by :mod:`astrodet.data.simulation.writers`.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from scipy.signal import fftconvolve
 from astrodet.data.simulation.optics import (
     BANDS,
     ELECTRONS_PER_NMGY,
+    EXTRA_BANDS,
     FRAME,
     READ_NOISE_E,
+    SDSS_BANDS,
     SDSS_PIXEL,
     SEEING_RATIO,
     SKY_MAG,
@@ -32,12 +37,22 @@ from astrodet.data.simulation.optics import (
     psf_kernel,
     sersic_b,
     sersic_total_per_ie,
+    with_u_z,
 )
-from astrodet.data.simulation.sources import Source, add_background, faint_knot, field_stars, place_labelled
+from astrodet.data.simulation.sources import (
+    Source,
+    add_background,
+    faint_knot,
+    field_stars,
+    place_labelled,
+    u_z_colours,
+)
 
 IMAGE_ID_BASE = 50_000_000
 BOX_SIDE_PER_FWHM = 1.5  # box side = 1.5 r-band PSF FWHM (volunteer boxes are one size per galaxy)
 NEGATIVE_FRACTION = 0.1  # galaxies drawn with no clumps at all
+U_Z_STREAM = int.from_bytes(b"uz", "big")  # third seed word of the u/z random streams
+ARM_COLOUR = {"u": 1.6, "g": 1.25, "r": 1.0, "i": 0.85, "z": 0.78}  # arms are bluer than the mean disk
 
 # Joint distribution of (clumps, odd clumps) per galaxy in the real Clump Scout train table
 # (clumpscout_boxes_train.csv, 13,969 galaxies; rows: 0..8 clumps, columns: 0..4 odd clumps).
@@ -70,11 +85,16 @@ SIDE_QUANTILES = np.array(
 
 
 class Galaxy:
-    """One simulated galaxy: draws its parameters, renders the native g, r, i data and its labelled sources."""
+    """One simulated galaxy: draws its parameters, renders the native data of ``bands`` (g, r, i and optionally u,
+    z, in wavelength order) and its labelled sources."""
 
-    def __init__(self, seed: int, index: int, negative_fraction: float) -> None:
+    def __init__(self, seed: int, index: int, negative_fraction: float, bands: tuple[str, ...] = BANDS) -> None:
+        self.seed = seed
         self.index = index
+        self.bands = bands
+        self.extra_bands = tuple(b for b in bands if b in EXTRA_BANDS)
         self.rng = np.random.default_rng([seed, index])
+        self.u_z_rng = np.random.default_rng([seed, index, U_Z_STREAM])
         self.image_id = IMAGE_ID_BASE + index
         self.local_id = 100_000_000_000 + (seed % 90_000) * 10_000_000 + index
         self._draw(negative_fraction)
@@ -130,6 +150,26 @@ class Galaxy:
         self.size = 2 * half + 1
         self.cx = half + float(rng.uniform(-0.5, 0.5))
         self.cy = half + float(rng.uniform(-0.5, 0.5))
+        if self.extra_bands:
+            self._draw_u_z()
+
+    def _draw_u_z(self) -> None:
+        """Sky, PSF and colours of the u and z bands, from the u/z stream only (always both, so u is the same with
+        or without z); the g, r, i values drawn before are untouched."""
+        for band in EXTRA_BANDS:
+            self.sky_mag[band] = SKY_MAG[band] + float(self.u_z_rng.normal(0.0, 0.15))
+        self.psf.update({b: Psf(self.fwhm_r * SEEING_RATIO[b] / SDSS_PIXEL, self.beta) for b in self.extra_bands})
+        self.disk_flux = self.extend_bands(self.disk_flux, "galaxy")
+        self.bulge_flux = self.extend_bands(self.bulge_flux, "galaxy")
+        self.galaxy_flux = {b: self.disk_flux[b] + self.bulge_flux[b] for b in self.bands}
+
+    def extend_bands(self, fluxes: dict[str, float], kind: str) -> dict[str, float]:
+        """``fluxes`` in g, r, i, plus u and z (those simulated) for a source of ``kind`` (colours drawn from the
+        u/z stream); unchanged when only g, r, i are simulated."""
+        if not self.extra_bands:
+            return fluxes
+        full = with_u_z(fluxes, *u_z_colours(self.u_z_rng, kind, fluxes))
+        return {b: full[b] for b in self.bands}
 
     # -- geometry
     def to_png(self, u: float, v: float) -> tuple[float, float]:
@@ -171,11 +211,10 @@ class Galaxy:
         bulge = np.exp(-sersic_b(self.sersic_n) * ((r_bulge / self.re_bulge) ** (1.0 / self.sersic_n) - 1.0))
         disk_norm = SDSS_PIXEL**2 / (2.0 * math.pi * self.rd**2 * self.q)
         bulge_norm = SDSS_PIXEL**2 / sersic_total_per_ie(self.sersic_n, self.re_bulge, self.q_bulge)
-        arm_colour = {"g": 1.25, "r": 1.0, "i": 0.85}  # arms are bluer than the mean disk
         return {
-            band: self.disk_flux[band] * disk_norm * base * (1.0 + self.arm_amp * arm_colour[band] * arms)
+            band: self.disk_flux[band] * disk_norm * base * (1.0 + self.arm_amp * ARM_COLOUR[band] * arms)
             + self.bulge_flux[band] * bulge_norm * bulge
-            for band in BANDS
+            for band in self.bands
         }
 
     def _smooth_model(self, sub: int = 4) -> dict[str, np.ndarray]:
@@ -191,7 +230,7 @@ class Galaxy:
         cols = (np.arange(c0, c0 + n, dtype=float)[:, None] + offsets[None, :]).ravel()
         rows = (np.arange(r0, r0 + n, dtype=float)[:, None] + offsets[None, :]).ravel()
         fine = self._smooth_profile(cols, rows)
-        for band in BANDS:
+        for band in self.bands:
             out[band][r0 : r0 + n, c0 : c0 + n] = fine[band].reshape(n, sub, n, sub).mean(axis=(1, 3))
         return out
 
@@ -215,13 +254,13 @@ class Galaxy:
         b = sersic_b(n)
         profile = np.exp(-b * ((radius / re) ** (1.0 / n) - 1.0)) / sersic_total_per_ie(n, re, q) * SDSS_PIXEL**2
         profile = profile.reshape(r1 - r0, sub, c1 - c0, sub).mean(axis=(1, 3))
-        for band in BANDS:
+        for band in self.bands:
             images[band][r0:r1, c0:c1] += fluxes[band] * profile
 
     def add_point(self, images: dict[str, np.ndarray], source: Source, wide: bool) -> None:
         """Add a compact source, already PSF-convolved: Moffat of the band PSF widened by its intrinsic size."""
         col, row = self.to_native(source.u, source.v)
-        for band in BANDS:
+        for band in self.bands:
             psf = self.psf[band].widened(source.intrinsic_fwhm)
             half = math.ceil((10.0 if wide else 4.0) * psf.fwhm)
             c0, c1 = max(int(col) - half, 0), min(int(col) + half + 1, self.size)
@@ -238,12 +277,20 @@ class Galaxy:
         sky = mag_to_flux(self.sky_mag[band]) * SDSS_PIXEL**2
         return (sky + max(signal, 0.0)) / gain + (READ_NOISE_E / gain) ** 2
 
+    def _observe(self, band: str, model: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``model`` (nanomaggies per native pixel) with the photon noise of sky and source and the read noise."""
+        gain = ELECTRONS_PER_NMGY[band]
+        sky = mag_to_flux(self.sky_mag[band]) * SDSS_PIXEL**2
+        variance = (sky + np.maximum(model, 0.0)) / gain + (READ_NOISE_E / gain) ** 2
+        noise = rng.standard_normal(model.shape)
+        return (model + noise * np.sqrt(variance)).astype(np.float32)
+
     # -- everything
     def render(self) -> tuple[dict[str, np.ndarray], list[Source], dict[str, Any]]:
-        """Native noisy g, r, i images, labelled sources (in label order) and the galaxy's catalogue row."""
+        """Native noisy images per band (wavelength order), labelled sources (in label order) and the catalogue row."""
         images = self._smooth_model()
         n_background, companion = add_background(self, images)
-        self.convolved = {b: fftconvolve(images[b], psf_kernel(self.psf[b]), mode="same") for b in BANDS}
+        self.convolved = {b: fftconvolve(images[b], psf_kernel(self.psf[b]), mode="same") for b in self.bands}
         labelled: list[Source] = []
         kinds = ["sf_clump"] * self.n_clumps
         kinds += ["star" if self.rng.random() < 0.55 else "red_compact" for _ in range(self.n_odd)]
@@ -252,20 +299,17 @@ class Galaxy:
             if source is not None:
                 labelled.append(source)
         faint = [s for s in (faint_knot(self) for _ in range(int(self.rng.poisson(2.0)))) if s is not None]
-        model = {b: self.convolved[b].copy() for b in BANDS}
+        model = {b: self.convolved[b].copy() for b in self.bands}
         for source in labelled + faint:
             self.add_point(model, source, wide=source.kind == "star")
         for source in field_stars(self):
             self.add_point(model, source, wide=True)
-        noisy = {}
-        for band in BANDS:
-            gain = ELECTRONS_PER_NMGY[band]
-            sky = mag_to_flux(self.sky_mag[band]) * SDSS_PIXEL**2
-            variance = (sky + np.maximum(model[band], 0.0)) / gain + (READ_NOISE_E / gain) ** 2
-            noise = self.rng.standard_normal(model[band].shape)
-            noisy[band] = (model[band] + noise * np.sqrt(variance)).astype(np.float32)
+        noisy = {band: self._observe(band, model[band], self.rng) for band in BANDS}  # g, r, i noise: the main stream
+        for band in self.extra_bands:
+            stream = np.random.default_rng([self.seed, self.index, U_Z_STREAM, SDSS_BANDS.index(band)])
+            noisy[band] = self._observe(band, model[band], stream)
         row = self._galaxy_row(labelled, len(faint), n_background, companion)
-        return noisy, labelled, row
+        return {b: noisy[b] for b in self.bands}, labelled, row
 
     def _galaxy_row(self, labelled: list[Source], n_faint: int, n_background: int, companion: bool) -> dict[str, Any]:
         return {
@@ -300,4 +344,5 @@ class Galaxy:
             "fits_x": self.cx,
             "fits_y": self.cy,
             "fits_size": self.size,
+            **{f"mag_{b}": flux_to_mag(self.galaxy_flux[b]) for b in self.extra_bands},
         }

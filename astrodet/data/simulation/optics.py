@@ -14,7 +14,9 @@ import numpy as np
 from scipy import sparse
 from scipy.special import gamma as gamma_fn
 
-BANDS = ("g", "r", "i")
+BANDS = ("g", "r", "i")  # always simulated: the PNG is coloured from them and the labelling rule sums them
+SDSS_BANDS = ("u", "g", "r", "i", "z")  # what ``bands`` may hold, in wavelength order
+EXTRA_BANDS = ("u", "z")  # optional; drawn from their own random streams, so g, r, i never change with them
 FRAME = 400  # Clump Scout PNG cutout side (px)
 CROP_OFFSET = 100  # boxes are in the central 200x200 crop: crop = PNG - 100 (Popp et al. 2024)
 CROP_SIDE = 200
@@ -23,10 +25,18 @@ ZEROPOINT = 22.5  # mag of 1 nanomaggy
 
 # Observing conditions (SDSS DR7-like): sky surface brightness (mag arcsec^-2), electrons per nanomaggy
 # (gain / nanomaggies-per-count), read noise (electrons), seeing ratio to r (FWHM ~ wavelength^-0.2).
-SKY_MAG = {"g": 22.0, "r": 21.1, "i": 20.4}
-ELECTRONS_PER_NMGY = {"g": 1000.0, "r": 870.0, "i": 765.0}
+# u and z, from the SDSS documentation (Stoughton et al. 2002, AJ 123, 485; DR7 "Imaging" and "Photometric
+# calibration" pages): dark-sky brightness ~22.1 (u) and ~19.0 (z) mag arcsec^-2; camera gains ~1.6 (u) and
+# ~4.8 (z) e-/DN with ~0.0097 (u) and ~0.032 (z) nanomaggies per DN, i.e. ~165 and ~150 e- per nanomaggy against
+# ~765-1000 in g, r, i; dark variance x gain^2 gives read noises of ~4-6 e- in u and z, so the common 5.5 e- is kept.
+# With these, the 5-sigma point-source depth is ~1.3 mag shallower in u than in g and ~2 mag shallower in z than
+# in r, as SDSS's 95%-completeness limits (u 22.0, g 22.2, r 22.2, i 21.3, z 20.5) are relative to its g and r.
+# Seeing ratios are (lambda / lambda_r)^-0.2 at the effective wavelengths of Fukugita et al. 1996 (u 3551, g 4686,
+# r 6166, i 7480, z 8932 Angstrom): u broadest, z narrowest.
+SKY_MAG = {"u": 22.1, "g": 22.0, "r": 21.1, "i": 20.4, "z": 19.0}
+ELECTRONS_PER_NMGY = {"u": 165.0, "g": 1000.0, "r": 870.0, "i": 765.0, "z": 150.0}
 READ_NOISE_E = 5.5
-SEEING_RATIO = {"g": 1.055, "r": 1.0, "i": 0.96}
+SEEING_RATIO = {"u": 1.117, "g": 1.055, "r": 1.0, "i": 0.96, "z": 0.929}
 
 
 @dataclass
@@ -71,6 +81,11 @@ def colour_fluxes(total: float, g_r: float, r_i: float) -> dict[str, float]:
 def colour_fluxes_r(flux_r: float, g_r: float, r_i: float) -> dict[str, float]:
     """Band fluxes for an r-band flux and colours."""
     return {"g": flux_r * 10.0 ** (-0.4 * g_r), "r": flux_r, "i": flux_r * 10.0 ** (0.4 * r_i)}
+
+
+def with_u_z(fluxes: dict[str, float], u_g: float, i_z: float) -> dict[str, float]:
+    """``fluxes`` (g, r, i) plus u and z for the colours u-g and i-z."""
+    return {"u": fluxes["g"] * 10.0 ** (-0.4 * u_g), **fluxes, "z": fluxes["i"] * 10.0 ** (0.4 * i_z)}
 
 
 def sersic_b(n: float) -> float:

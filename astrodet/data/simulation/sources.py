@@ -68,7 +68,7 @@ def _measure(galaxy: Galaxy, source: Source) -> None:
     """Record the contrast and S/N the source actually has (written to clumps.csv)."""
     _, _, local, noise = visibility_floor(galaxy, source.u, source.v, source.intrinsic_fwhm)
     psf = galaxy.psf["r"].widened(source.intrinsic_fwhm)
-    total = sum(source.fluxes.values())
+    total = sum(source.fluxes[b] for b in BANDS)
     source.contrast = total * psf.peak() / local if local > 0 else float("inf")
     source.snr = total / (noise * math.sqrt(psf.nea()))
 
@@ -91,6 +91,28 @@ def _star_colours(rng: np.random.Generator) -> tuple[float, float]:
         return float(rng.uniform(1.3, 1.5)), float(rng.uniform(0.5, 1.6))
     g_r = float(rng.uniform(0.35, 1.3))
     return g_r, float(0.3 * g_r - 0.02 + rng.normal(0.0, 0.04))
+
+
+def u_z_colours(rng: np.random.Generator, kind: str, fluxes: dict[str, float]) -> tuple[float, float]:
+    """(u-g, i-z) of light of ``kind`` with the given g, r, i ``fluxes``: what the optional u and z bands show.
+
+    Star-forming clumps and knots are young and bright in u (Adams et al. 2022 select clumps by their u-band flux);
+    stars follow the SDSS stellar locus (Covey et al. 2007: u-g rises with g-r from ~1.1 for F stars to ~2.6 for M
+    dwarfs, i-z ~ half of r-i); red compact sources are red throughout; galaxy light (disks, bulges, background
+    galaxies) follows g-r from the blue cloud (u-g ~1.2, i-z ~0.2 at g-r 0.45) to the red sequence (u-g ~1.9 at 0.85).
+    """
+    g_r = -2.5 * math.log10(fluxes["g"] / fluxes["r"])
+    r_i = -2.5 * math.log10(fluxes["r"] / fluxes["i"])
+    if kind in ("sf_clump", "faint_knot"):
+        return float(np.clip(rng.normal(0.75, 0.2), 0.3, 1.2)), float(np.clip(rng.normal(0.0, 0.1), -0.3, 0.25))
+    if kind in ("star", "field_star"):
+        return min(0.7 + 1.7 * g_r, 2.6) + float(rng.normal(0.0, 0.08)), 0.5 * r_i + float(rng.normal(0.0, 0.04))
+    if kind == "red_compact":
+        return float(rng.uniform(1.6, 2.2)), float(rng.uniform(0.25, 0.45))
+    if kind == "galaxy":
+        u_g = 1.2 + 1.7 * (g_r - 0.45) + float(rng.normal(0.0, 0.1))
+        return u_g, 0.2 + 0.4 * (g_r - 0.45) + float(rng.normal(0.0, 0.03))
+    raise ValueError(f"no u/z colours for sources of kind {kind!r}")
 
 
 def place_labelled(galaxy: Galaxy, kind: str, placed: list[Source]) -> Source | None:
@@ -138,7 +160,7 @@ def place_labelled(galaxy: Galaxy, kind: str, placed: list[Source]) -> Source | 
             continue
         if kind == "red_compact" and fluxes["r"] > 0.2 * galaxy.galaxy_flux["r"]:
             continue
-        source = Source(kind, 1 if kind == "sf_clump" else 2, u, v, fluxes, intrinsic)
+        source = Source(kind, 1 if kind == "sf_clump" else 2, u, v, galaxy.extend_bands(fluxes, kind), intrinsic)
         _measure(galaxy, source)
         return source
     return None
@@ -155,7 +177,8 @@ def faint_knot(galaxy: Galaxy) -> Source | None:
     f_contrast, f_snr, _, _ = visibility_floor(galaxy, u, v, intrinsic)
     total = min(f_contrast, f_snr) * float(rng.uniform(0.1, FAINT_MAX_FRACTION))
     g_r = float(np.clip(rng.normal(0.2, 0.15), -0.3, 0.5))
-    return Source("faint_knot", 0, u, v, colour_fluxes(total, g_r, float(rng.normal(0.05, 0.1))), intrinsic)
+    fluxes = colour_fluxes(total, g_r, float(rng.normal(0.05, 0.1)))
+    return Source("faint_knot", 0, u, v, galaxy.extend_bands(fluxes, "faint_knot"), intrinsic)
 
 
 def add_background(galaxy: Galaxy, images: dict[str, np.ndarray]) -> tuple[int, bool]:
@@ -173,6 +196,7 @@ def add_background(galaxy: Galaxy, images: dict[str, np.ndarray]) -> tuple[int, 
         red = rng.random() < 0.4
         flux_r = mag_to_flux(float(rng.uniform(18.5, 21.5)))
         fluxes = colour_fluxes_r(flux_r, 0.95, 0.42) if red else colour_fluxes_r(flux_r, 0.45, 0.25)
+        fluxes = galaxy.extend_bands(fluxes, "galaxy")
         shape = (re, 4.0 if red else 1.0, float(rng.uniform(0.35, 1.0)), float(rng.uniform(0, math.pi)))
         galaxy.add_extended(images, u, v, fluxes, shape)
         added += 1
@@ -181,7 +205,7 @@ def add_background(galaxy: Galaxy, images: dict[str, np.ndarray]) -> tuple[int, 
         dist = galaxy.rd * float(rng.uniform(5.0, 8.0))
         ang = float(rng.uniform(0, 2 * math.pi))
         dm = float(rng.uniform(0.5, 2.5))
-        fluxes = {b: galaxy.galaxy_flux[b] * 10 ** (-0.4 * dm) for b in BANDS}
+        fluxes = {b: galaxy.galaxy_flux[b] * 10 ** (-0.4 * dm) for b in galaxy.bands}
         re = 1.68 * galaxy.rd * 10 ** (-0.2 * dm) * float(rng.uniform(0.7, 1.3))
         shape = (re, float(rng.uniform(1.0, 4.0)), float(rng.uniform(0.4, 1.0)), float(rng.uniform(0, math.pi)))
         galaxy.add_extended(images, dist * math.cos(ang), dist * math.sin(ang), fluxes, shape)
@@ -201,5 +225,6 @@ def field_stars(galaxy: Galaxy) -> list[Source]:
         if abs(x - FRAME / 2) < keep_out and abs(y - FRAME / 2) < keep_out:
             continue
         u, v = (x - FRAME / 2) * galaxy.scale, (FRAME / 2 - y) * galaxy.scale
-        stars.append(Source("field_star", 0, u, v, colour_fluxes_r(mag_to_flux(mag), g_r, r_i), 0.0))
+        fluxes = galaxy.extend_bands(colour_fluxes_r(mag_to_flux(mag), g_r, r_i), "field_star")
+        stars.append(Source("field_star", 0, u, v, fluxes, 0.0))
     return stars

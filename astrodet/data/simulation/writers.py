@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.io import fits
 from astropy.wcs import WCS
 
 from astrodet.data.imaging import celestial_wcs, fits_header, lupton_rgb, write_fits_image
 from astrodet.data.simulation.galaxy import Galaxy
 from astrodet.data.simulation.optics import (
-    BANDS,
     CROP_OFFSET,
+    CROP_SIDE,
     ELECTRONS_PER_NMGY,
     FRAME,
     READ_NOISE_E,
@@ -29,6 +30,7 @@ from astrodet.data.simulation.optics import (
     resample,
 )
 from astrodet.data.simulation.sources import Source
+from astrodet.io import atomic_open
 
 BOXES_COLUMNS = ("image_id", "local_ids", "filename", "label", "label_text", "x1", "x2", "y1", "y2")
 LABEL_TEXT = {1: "clumpy", 2: "clumpy, odd"}
@@ -42,6 +44,12 @@ CLUMP_COLUMNS = (
     "local_ids", "image_id", "clump_index", "label", "kind", "ra", "dec", "x", "y",
     "flux_g", "flux_r", "flux_i", "flux_ratio_g", "flux_ratio_r", "mag_r", "contrast", "snr",
 )  # fmt: skip
+CUBE_BUNIT = "nanomaggy/arcsec2"
+
+
+def table_columns(columns: Sequence[str], prefix: str, extra_bands: Sequence[str]) -> tuple[str, ...]:
+    """A table's columns with the optional bands' ``<prefix><band>`` appended: g, r, i columns keep their places."""
+    return (*columns, *(f"{prefix}{b}" for b in extra_bands))
 
 
 def cutout_surface_brightness(galaxy: Galaxy, noisy: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -50,7 +58,7 @@ def cutout_surface_brightness(galaxy: Galaxy, noisy: dict[str, np.ndarray]) -> d
     cols = galaxy.cx + centres * galaxy.scale / SDSS_PIXEL
     rows = galaxy.cy - centres * galaxy.scale / SDSS_PIXEL  # PNG row 0 = north = highest native row
     to_sb = np.float32(1.0 / SDSS_PIXEL**2)  # nanomaggies per native pixel -> per arcsec^2
-    return {b: resample(noisy[b] * to_sb, rows, cols) for b in BANDS}
+    return {b: resample(noisy[b] * to_sb, rows, cols) for b in galaxy.bands}
 
 
 def png_image(galaxy: Galaxy, noisy: dict[str, np.ndarray], sb: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -66,20 +74,44 @@ def write_cutout_fits(galaxy: Galaxy, sb: dict[str, np.ndarray], fits_dir: Path)
     of the cutout at the galaxy's pixel scale, so inference on FITS can be checked against the PNG pixel for pixel
     and RA/Dec against clumps.csv. Rows are flipped to the FITS convention (row 0 = south).
     """
-    wcs = celestial_wcs(galaxy.ra, galaxy.dec, galaxy.scale, (FRAME, FRAME))
-    common = fits_header(
-        wcs,
+    common = _cutout_header(galaxy, FRAME)
+    for band in galaxy.bands:
+        header = common.copy()
+        header["FILTER"] = (band, "SDSS band")
+        write_fits_image(fits_dir / f"{galaxy.local_id}_{band}.fits", sb[band][::-1], header=header)
+
+
+def _cutout_header(galaxy: Galaxy, side: int) -> fits.Header:
+    """WCS and cards of a ``side`` x ``side`` frame centred on the galaxy at the cutout's pixel scale."""
+    return fits_header(
+        celestial_wcs(galaxy.ra, galaxy.dec, galaxy.scale, (side, side)),
         {
-            "BUNIT": ("nanomaggy/arcsec2", "22.5 mag = 1 nanomaggy (SDSS)"),
+            "BUNIT": (CUBE_BUNIT, "22.5 mag = 1 nanomaggy (SDSS)"),
             "OBJECT": (str(galaxy.local_id), "astrodet simulated galaxy local id"),
             "ORIGIN": ("astrodet simulate", "simulated, not observed"),
             "PIXSCALE": (round(galaxy.scale, 9), "arcsec per pixel (the PNG cutout's scale)"),
         },
     )
-    for band in BANDS:
-        header = common.copy()
-        header["FILTER"] = (band, "SDSS band")
-        write_fits_image(fits_dir / f"{galaxy.local_id}_{band}.fits", sb[band][::-1], header=header)
+
+
+def write_crop_cube(galaxy: Galaxy, sb: dict[str, np.ndarray], path: Path) -> None:
+    """Write the central 200x200 training crop of every band as one float32 cube ``(C, 200, 200)``.
+
+    Why: the multi-band FITS form of the detection data (the same pixels the PNG crop is coloured from, all bands,
+    one file per galaxy as multi-band readers expect). Header: ``BAND1..BANDC`` in channel order, ``BUNIT``, the
+    crop's TAN WCS (galaxy at its centre) and each band's PSF FWHM; rows in FITS order (row 0 = south), so boxes in
+    this frame are the PNG crop's flipped vertically.
+    """
+    header = _cutout_header(galaxy, CROP_SIDE)
+    for channel, band in enumerate(galaxy.bands, start=1):
+        header[f"BAND{channel}"] = (band, f"SDSS band of channel {channel}")
+    for channel, band in enumerate(galaxy.bands, start=1):
+        header[f"PSFFWHM{channel}"] = (round(galaxy.psf[band].fwhm * SDSS_PIXEL, 6), f"{band} PSF FWHM (arcsec)")
+    crop = slice(CROP_OFFSET, CROP_OFFSET + CROP_SIDE)
+    cube = np.stack([sb[band][crop, crop][::-1] for band in galaxy.bands]).astype(np.float32)
+    hdulist = fits.HDUList([fits.PrimaryHDU(data=cube, header=header)])
+    with atomic_open(path, "wb") as handle:
+        hdulist.writeto(handle, output_verify="exception")
 
 
 def _native_wcs(galaxy: Galaxy) -> WCS:
@@ -88,7 +120,7 @@ def _native_wcs(galaxy: Galaxy) -> WCS:
 
 
 def write_band_fits(galaxy: Galaxy, noisy: dict[str, np.ndarray], fits_dir: Path) -> None:
-    """Write the native g, r, i data as ``<local_id>_<band>.fits`` in SDSS frame units, with WCS, PSF, sky, gain."""
+    """Write each band's native data as ``<local_id>_<band>.fits`` in SDSS frame units, with WCS, PSF, sky, gain."""
     wcs = _native_wcs(galaxy)
     common = fits_header(
         wcs,
@@ -102,7 +134,7 @@ def write_band_fits(galaxy: Galaxy, noisy: dict[str, np.ndarray], fits_dir: Path
             "PNGSCALE": (round(galaxy.scale, 9), "arcsec/px of the 400x400 PNG cutout"),
         },
     )
-    for band in BANDS:
+    for band in galaxy.bands:
         header = common.copy()
         header["FILTER"] = (band, "SDSS band")
         header["PSFFWHM"] = (round(galaxy.psf[band].fwhm * SDSS_PIXEL, 6), "PSF FWHM (arcsec), Moffat")
@@ -144,6 +176,7 @@ def source_rows(galaxy: Galaxy, labelled: list[Source], row: dict[str, Any]) -> 
             "flux_g": source.fluxes["g"],
             "flux_r": source.fluxes["r"],
             "flux_i": source.fluxes["i"],
+            **{f"flux_{b}": source.fluxes[b] for b in galaxy.extra_bands},
             "flux_ratio_g": source.fluxes["g"] / galaxy.galaxy_flux["g"],
             "flux_ratio_r": source.fluxes["r"] / galaxy.galaxy_flux["r"],
             "mag_r": flux_to_mag(source.fluxes["r"]),
