@@ -127,6 +127,7 @@ CROP = 200  # Popp et al.'s frame, the one the model was trained on (coordinates
 def trained_on_the_tiny_set(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> dict[str, Path]:
     """Detectron2 config + weights trained on the tiny set, and the mmdet twin config + the converted weights."""
     from detectron2.config import get_cfg
+    from detectron2.utils.env import seed_all_rng
 
     from astrodet.detectron2 import AstroTrainer, add_astrodet_config, prepare_datasets
     from tests.conftest import astrodet_cache_env
@@ -140,6 +141,7 @@ def trained_on_the_tiny_set(tmp_path_factory: pytest.TempPathFactory, tiny_cache
     add_astrodet_config(cfg)
     cfg.merge_from_file(str(d2_config))
     cfg.merge_from_list(["OUTPUT_DIR", str(folder / "out"), "MODEL.DEVICE", "cpu"])
+    seed_all_rng(cfg.SEED)  # as tools/train_net.py's default_setup: the same weights and sample order every run
     with astrodet_cache_env(tiny_cache):
         prepare_datasets(cfg)
         AstroTrainer(cfg).train()
