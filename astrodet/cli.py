@@ -20,6 +20,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("astrodet.data.convert", "convert an astronomy catalogue into a COCO dataset"),
     "evaluate": ("astrodet.evaluation.command", "score predictions against a truth: completeness, purity, COCO AP"),
     "predict": ("astrodet.inference.command", "run a trained model over cutouts, COCO files or FITS frames"),
+    "datasets": ("astrodet.data.datasets_command", "list the named datasets, or build one and print its COCO files"),
 }
 
 
