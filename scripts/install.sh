@@ -24,6 +24,7 @@ D2_PYPI_FILE="sal_detectron2-0.7.2-cp310-none-any.whl"
 D2_PYPI_SHA256="491af0c7f79bdb2d178e46f6cb16a97c4ac968d45c41ea3f6b6435d59bbee561"
 MMCV_VERSION="2.1.0"
 SAHI_VERSION="0.12.8"
+RAY_VERSION="2.60.0"
 STATE="$VENV/astrodet-install.env"
 NSTEPS=7
 CURRENT="start"
@@ -141,7 +142,7 @@ else
         { echo "detectron2 installed but does not import" >&2; false; }
 fi
 
-step 6 "astrodet itself (editable, with test and lint tools)"
+step 6 "astrodet itself (editable, with test and lint tools), sahi, ray[data]"
 PYPROJECT_SUM="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [ -f "$VENV/.astrodet-pyproject.sha256" ] && [ "$(cat "$VENV/.astrodet-pyproject.sha256")" = "$PYPROJECT_SUM" ] &&
     py_ok 'import astrodet'; then
@@ -156,6 +157,14 @@ if py_ok "import sahi.slicing, sahi.postprocess.combine; assert sahi.__version__
     skip "sahi $SAHI_VERSION"
 else
     pip_install --no-deps "sahi==$SAHI_VERSION"
+fi
+# Ray Data (the astrodet[ray] extra) for `astrodet predict --engine ray`; torch and numpy pinned to what is installed,
+# so that Ray's requirements never move them.
+if py_ok "import ray, ray.data; assert ray.__version__ == '$RAY_VERSION'"; then
+    skip "ray[data] $RAY_VERSION"
+else
+    NUMPY_VERSION="$("$PY" -c 'import numpy; print(numpy.__version__)')"
+    pip_install "ray[data]==$RAY_VERSION" "numpy==$NUMPY_VERSION" "torch==$TORCH_VERSION"
 fi
 
 step 7 "check"

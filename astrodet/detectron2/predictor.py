@@ -32,6 +32,7 @@ from astrodet.detectron2.trainer import resolve_device
 from astrodet.errors import AstrodetInputError
 from astrodet.evaluation.classification import class_scores_from_votes
 from astrodet.inference.model import Detections, ImageRecipe, check_images, check_stored_classes
+from astrodet.inference.precision import features_in
 from astrodet.models.schemas import QUESTIONS, load_question_schema
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class Detectron2Detector:
         same = cfg.INPUT.MIN_SIZE_TEST == cfg.INPUT.MAX_SIZE_TEST
         self.input_size: int | None = int(cfg.INPUT.MAX_SIZE_TEST) if same else None
         self.batch_size = DETECTION_BATCH
+        self.precision = "fp32"  # the backbone's autocast precision (astrodet.inference.precision.set_precision)
 
     def model_input(self, image: np.ndarray) -> dict[str, Any]:
         """One test-loader input dict: the mapper's resize, the config's channel order (8-bit pictures; float
@@ -136,7 +138,7 @@ class Detectron2Detector:
         found: list[Detections] = []
         for start in range(0, len(images), self.batch_size):
             batch = [self.model_input(image) for image in images[start : start + self.batch_size]]
-            with torch.no_grad():
+            with torch.no_grad(), features_in(self.precision, [self.model.backbone]):
                 outputs = self.model(batch)
             for output in outputs:
                 instances = output["instances"].to("cpu")
@@ -158,6 +160,7 @@ class Detectron2Classifier:
         self.cfg, self.model, self.recipe = cfg, model, recipe
         self.input_size: int | None = None  # whole cutouts, each resized to ASTRODET.CLS.INPUT_SIZE
         self.batch_size = int(cfg.ASTRODET.CLS.TEST_BATCH)
+        self.precision = "fp32"  # the encoder's autocast precision (astrodet.inference.precision.set_precision)
         self.uses_votes = bool(model.model.uses_votes)
         metadata = dataset_metadata(cfg, need_votes=self.uses_votes)
         self.vote_columns: tuple[str, ...] = ()
@@ -185,7 +188,7 @@ class Detectron2Classifier:
         rows: list[np.ndarray] = []
         for start in range(0, len(images), self.batch_size):
             batch = [self.model_input(image) for image in images[start : start + self.batch_size]]
-            with torch.no_grad():
+            with torch.no_grad(), features_in(self.precision, [self.model.model.backbone]):
                 rows.extend(out[key].cpu().numpy() for out in self.model(batch))
         width = len(self.vote_columns) if key == "vote_fractions" else len(self.classes)
         return np.asarray(rows, dtype=np.float64).reshape(len(images), width)

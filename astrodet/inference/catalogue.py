@@ -3,9 +3,9 @@
 One row per detection (detection models) or per input (classifiers), written by extension through astropy (FITS,
 ECSV, CSV) or astropy + pyarrow (Parquet), atomically: a temporary file in the same folder renamed over the target,
 so a reader never sees half a catalogue. Provenance (astrodet version, config, weights hash, framework, recipe,
-date, post-processing settings, input counts) goes in the table's ``meta``: as it is in ECSV and Parquet, as JSON
-strings in FITS header cards (upper-case keys), as ``# key: json`` comment lines at the top of a CSV.
-:func:`read_catalogue` reads all four back with the meta as written.
+date, post-processing settings, precision, engine, input counts) goes in the table's ``meta``: as it is in ECSV
+and Parquet, as JSON strings in FITS header cards (upper-case keys), as ``# key: json`` comment lines at the top of
+a CSV. :func:`read_catalogue` reads all four back with the meta as written.
 """
 
 from __future__ import annotations

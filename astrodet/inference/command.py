@@ -1,6 +1,7 @@
 """``astrodet predict``: a trained model over cutouts, COCO files or FITS frames, to a catalogue.
 
-``astrodet predict --config CONFIG --weights MODEL INPUT... --out CATALOGUE [--meta TABLE] [--plot DIR] [--resume]``.
+``astrodet predict --config CONFIG --weights MODEL INPUT... --out CATALOGUE [--meta TABLE] [--plot DIR] [--resume]
+[--precision fp32|bf16|fp16] [--engine ray [--ray-address ADDRESS] [--num-workers N]]``.
 The framework comes from the config (Detectron2 YAML or MMDetection .py). Exit status: 0 when the catalogue was
 written (rejected inputs are listed in ``<stem>_rejects.csv``), 1 with ``--strict`` when any input was rejected, 2
 on bad command-line input (a one-line message naming the file or option).
@@ -9,11 +10,14 @@ on bad command-line input (a one-line message naming the file or option).
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 
 from astrodet.errors import AstrodetInputError
 from astrodet.inference.model import load_model
 from astrodet.inference.plot import DEFAULT_PLOT_MAX
 from astrodet.inference.postprocess import MATCH_METRICS, MERGE_MODES, PostProcessing
+from astrodet.inference.precision import PRECISIONS
 from astrodet.inference.runner import PredictOptions, run_predict
 from astrodet.inference.tiling import DEFAULT_OVERLAP
 
@@ -32,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="catalogue: .fits, .ecsv, .csv or .parquet")
     parser.add_argument("--meta", help="table of filename, ra, dec, pixel_scale for PNG/JPEG cutouts (image centres)")
     parser.add_argument("--device", default="auto", help="auto (a GPU when visible), cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="the backbone's precision (autocast; heads and post-processing stay fp32): bf16 on CPUs with "
+        "AVX-512/AMX and on GPUs, fp16 on GPUs",
+    )
     post = parser.add_argument_group("post-processing (Popp et al. 2024)")
     post.add_argument("--score-threshold", type=float, default=0.3, help="keep detections scoring at least this")
     post.add_argument("--nms-iou", type=float, default=0.2, help="overlap above which duplicates are removed")
@@ -67,11 +78,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--resume", action="store_true", help="keep the finished chunks of an interrupted run")
     run_group.add_argument("--strict", action="store_true", help="exit 1 when any input was rejected")
     run_group.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    engine = parser.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: decoding in Ray tasks, the model in Ray actors (pip install 'astrodet[ray]')",
+    )
+    engine.add_argument("--ray-address", metavar="ADDRESS", help="an existing Ray cluster (default: start a local one)")
+    engine.add_argument(
+        "--num-workers", type=int, metavar="N", help="model actors (default: one per GPU, else one using every core)"
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> PredictOptions:
     if args.plot_max is not None and args.plot is None:
         raise AstrodetInputError("--plot-max: only with --plot DIR")
+    if args.engine != "ray" and (args.ray_address is not None or args.num_workers is not None):
+        raise AstrodetInputError("--ray-address, --num-workers: only with --engine ray")
     post = PostProcessing(
         score_threshold=args.score_threshold,
         nms_iou=args.nms_iou,
@@ -102,6 +126,7 @@ def options_from_args(args: argparse.Namespace) -> PredictOptions:
         progress=not args.no_progress,
         plot_dir=args.plot,
         plot_max=DEFAULT_PLOT_MAX if args.plot_max is None else args.plot_max,
+        precision=args.precision,
     )
 
 
@@ -109,7 +134,14 @@ def run(args: argparse.Namespace) -> int:
     """``astrodet predict``: load the model, predict, write the catalogue and print one summary line."""
     options = options_from_args(args)
     options.check()
-    model = load_model(args.config, args.weights, device=args.device)
-    summary = run_predict(model, options)
+    if args.engine == "ray":
+        from astrodet.inference.ray_engine import run_predict_ray
+
+        # absolute paths: the model actors may not share this process's working folder
+        load = functools.partial(load_model, os.path.abspath(args.config), os.path.abspath(args.weights))
+        summary = run_predict_ray(load, options, args.ray_address, args.num_workers, args.device)
+    else:
+        model = load_model(args.config, args.weights, device=args.device)
+        summary = run_predict(model, options)
     print(summary.line())
     return 1 if args.strict and sum(summary.rejected.values()) else 0

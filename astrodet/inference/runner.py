@@ -4,6 +4,9 @@ Why chunks: rows of finished chunks are kept in ``<out>.parts/`` (:mod:`~astrode
 run resumes where it stopped and the final catalogue, assembled from the chunks in order, equals an uninterrupted
 run's. Within a chunk, images (or the tiles of large frames) go to the model in batches of ``batch_size``. Each
 input is either predicted or rejected with a reason, and the summary checks that the numbers add up.
+
+:func:`plan_run` (before the first image) and :func:`write_run` (the catalogue and rejects) are the driver's part of
+either engine: this module's chunks in one process, or :mod:`~astrodet.inference.ray_engine` on a Ray cluster.
 """
 
 from __future__ import annotations
@@ -15,24 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
-
-from astrodet.data.wholeimage import centre_crop_box
 from astrodet.errors import AstrodetInputError
 from astrodet.inference import catalogue as cat
-from astrodet.inference.images import LoadedImage, load_fits, load_picture
-from astrodet.inference.model import Detections, ImageRecipe
 from astrodet.inference.parts import PartsFolder, file_sha256, run_key
-from astrodet.inference.photometry import measure
-from astrodet.inference.plot import DEFAULT_PLOT_MAX, plot_detections, plot_names
-from astrodet.inference.postprocess import PostProcessing, postprocess
-from astrodet.inference.rejects import InputRejected, reason_counts, write_rejects
-from astrodet.inference.sky import box_size_arcsec
+from astrodet.inference.plot import DEFAULT_PLOT_MAX, plot_names
+from astrodet.inference.postprocess import PostProcessing
+from astrodet.inference.precision import PRECISIONS, set_precision
+from astrodet.inference.rejects import reason_counts, write_rejects
+from astrodet.inference.rows import Predictor, model_input_size, model_task
 from astrodet.inference.sources import InputUnit, check_paths, discover, read_meta
-from astrodet.inference.tiling import DEFAULT_OVERLAP, make_tiles, stitch, tile_views
-
-TASKS = ("detection", "classification")
-PROBE_SIDE = 256  # px: a blank image any model's test transforms accept (classifier crops are 180-224 px)
+from astrodet.inference.tiling import DEFAULT_OVERLAP
 
 
 @dataclass
@@ -58,8 +53,11 @@ class PredictOptions:
     progress: bool = True
     plot_dir: str | None = None  # a PNG of each predicted input's detections goes here (the first plot_max inputs)
     plot_max: int = DEFAULT_PLOT_MAX
+    precision: str = "fp32"  # the model's feature extractor under autocast (astrodet.inference.precision)
 
     def check(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise AstrodetInputError(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
         for name in ("batch_size", "chunk_size"):
             if getattr(self, name) < 1:
                 raise AstrodetInputError(f"--{name.replace('_', '-')}: expected a positive integer")
@@ -119,191 +117,14 @@ class PredictSummary:
         )
 
 
-def model_task(model: Any) -> str:
-    """``detection`` or ``classification``: the model's ``task`` if it says; a model with vote columns classifies;
-    else what ``predict`` returns for a blank image (the protocols differ only in that)."""
-    task = getattr(model, "task", None)
-    if task in TASKS:
-        return str(task)
-    if hasattr(model, "vote_columns") or hasattr(model, "predict_votes"):
-        return "classification"
-    side = getattr(model, "input_size", None) or PROBE_SIDE
-    probe = model.predict([np.zeros((side, side, model.recipe.channels), dtype=np.uint8)])
-    return "classification" if isinstance(probe, np.ndarray) else "detection"
-
-
-def model_input_size(model: Any) -> int | None:
-    """The square side the model was trained at (tiles are this big); None: any size."""
-    size = getattr(model, "input_size", None) or model.recipe.params.get("input_size")
-    return int(size) if size else None
-
-
-class Predictor:
-    """Turns chunks of inputs into catalogue rows for one model and one set of options."""
-
-    def __init__(
-        self,
-        model: Any,
-        options: PredictOptions,
-        task: str,
-        photometry_bands: Sequence[str],
-        plot_names: Sequence[str] = (),
-    ) -> None:
-        self.model = model
-        self.options = options
-        self.task = task
-        self.recipe: ImageRecipe = model.recipe
-        self.bands = tuple(options.bands or self.recipe.bands)
-        self.photometry_bands = tuple(photometry_bands)
-        self.tile = options.tile_size or model_input_size(model)
-        self.plot_names = plot_names  # per input index, when plotting
-        if task == "detection":
-            self.columns = cat.detection_columns(self.photometry_bands)
-        else:
-            self.columns = cat.classification_columns(model.classes, tuple(getattr(model, "vote_columns", ())))
-
-    def load(self, unit: InputUnit) -> LoadedImage:
-        if unit.kind == "picture":
-            return load_picture(unit, self.recipe)
-        o = self.options
-        return load_fits(unit, self.recipe, self.bands, o.cube_bands, o.zeropoint)
-
-    def chunk(self, units: Sequence[InputUnit], start: int, predicted_before: int = 0) -> dict[str, Any]:
-        """Rows and rejects of ``units`` (image_index from ``start``), as JSON-able lists; ``predicted_before``
-        inputs of the run were predicted in earlier chunks (it decides which inputs are plotted)."""
-        rows: dict[str, list] = {name: [] for name, _ in self.columns}
-        rejects: list[dict[str, str]] = []
-        loaded: list[tuple[int, InputUnit, LoadedImage]] = []
-        for offset, unit in enumerate(units):
-            try:
-                loaded.append((start + offset, unit, self.load(unit)))
-            except InputRejected as err:
-                rejects.append({"file": unit.file, "reason": err.reason, "message": err.message})
-        if self.task == "detection":
-            self._detect(loaded, rows, predicted_before)
-        else:
-            self._classify(loaded, rows)
-        return {"units": len(units), "predicted": len(loaded), "rows": rows, "rejects": rejects}
-
-    def _window(self, pixels: np.ndarray) -> tuple[int, int, np.ndarray]:
-        height, width = pixels.shape[:2]
-        if self.options.crop is None or (height <= self.options.crop and width <= self.options.crop):
-            return 0, 0, pixels
-        size = self.options.crop
-        left, top, right, bottom = centre_crop_box(width, height, min(size, width, height))
-        return left, top, pixels[top:bottom, left:right]
-
-    def _batched(self, images: list[np.ndarray]) -> list:
-        out: list = []
-        size = self.options.batch_size
-        for begin in range(0, len(images), size):
-            out.extend(self.model.predict(images[begin : begin + size]))
-        return out
-
-    def _detect(
-        self, loaded: list[tuple[int, InputUnit, LoadedImage]], rows: dict[str, list], predicted_before: int
-    ) -> None:
-        plans, views = [], []
-        for index, unit, image in loaded:
-            left, top, window = self._window(image.pixels)
-            tiles = make_tiles(window.shape[0], window.shape[1], self.tile, self.options.tile_overlap)
-            plans.append((index, unit, image, left, top, window, tiles, len(views)))
-            views.extend(tile_views(window, tiles))
-        predictions = self._batched(views)
-        for ordinal, (index, unit, image, left, top, window, tiles, first) in enumerate(plans, predicted_before):
-            found = stitch(tiles, predictions[first : first + len(tiles)])
-            found = Detections(found.boxes + np.array([left, top, left, top]), found.scores, found.labels)
-            height, width = image.pixels.shape[:2]
-            found = postprocess(found, self.options.post, width, height)
-            self._detection_rows(index, unit, image, found, rows)
-            if self.plot_names and ordinal < self.options.plot_max:
-                self._plot(index, image, window, (left, top), found)
-
-    def _plot(
-        self, index: int, image: LoadedImage, window: np.ndarray, origin: tuple[int, int], found: Detections
-    ) -> None:
-        """The model's input (the ``--crop`` window, else the whole frame) with ``found`` drawn on it."""
-        path = os.path.join(str(self.options.plot_dir), self.plot_names[index])
-        scale = image.sky.pixel_scale if image.sky is not None else None
-        plot_detections(path, window, found, self.model.classes, self.options.post.score_threshold, origin, scale)
-
-    def _detection_rows(
-        self, index: int, unit: InputUnit, image: LoadedImage, found: Detections, rows: dict[str, list]
-    ) -> None:
-        n = len(found)
-        if n and found.labels.max() >= len(self.model.classes):
-            raise RuntimeError(f"the model returned label {found.labels.max()} for {len(self.model.classes)} classes")
-        boxes = found.boxes
-        x = (boxes[:, 0] + boxes[:, 2]) / 2
-        y = (boxes[:, 1] + boxes[:, 3]) / 2
-        if image.sky is not None:
-            ra, dec = image.sky.world(x, y)
-            size = box_size_arcsec(boxes, image.sky.pixel_scale)
-        else:
-            ra, dec, size = np.full(n, np.nan), np.full(n, np.nan), box_size_arcsec(boxes, None)
-        values: dict[str, Any] = {
-            "file": [unit.file] * n,
-            "image_index": [index] * n,
-            "object_index": list(range(n)),
-            "class_name": [self.model.classes[k] for k in found.labels],
-            "class_id": found.labels.tolist(),
-            "score": found.scores.tolist(),
-            "x_min": boxes[:, 0].tolist(),
-            "y_min": boxes[:, 1].tolist(),
-            "x_max": boxes[:, 2].tolist(),
-            "y_max": boxes[:, 3].tolist(),
-            "x": x.tolist(),
-            "y": y.tolist(),
-            "ra": np.asarray(ra, dtype=float).tolist(),
-            "dec": np.asarray(dec, dtype=float).tolist(),
-            "size_arcsec": size.tolist(),
-        }
-        if self.photometry_bands:
-            phot = measure(image.bands, boxes, image.pixels.shape[0], self.photometry_bands, self.options.aperture)
-            values.update({k: v.tolist() for k, v in phot.items()})
-        for name, _ in self.columns:
-            rows[name].extend(values[name])
-
-    def _classify(self, loaded: list[tuple[int, InputUnit, LoadedImage]], rows: dict[str, list]) -> None:
-        if not loaded:
-            return
-        images = [image.pixels for _, _, image in loaded]
-        probabilities = np.concatenate([np.asarray(p, dtype=float).reshape(1, -1) for p in self._batched(images)])
-        votes_columns = tuple(getattr(self.model, "vote_columns", ()))
-        votes = None
-        if votes_columns:
-            size = self.options.batch_size
-            votes = np.concatenate(
-                [np.asarray(self.model.predict_votes(images[b : b + size])) for b in range(0, len(images), size)]
-            )
-        for k, (index, unit, image) in enumerate(loaded):
-            best = int(np.argmax(probabilities[k]))
-            height, width = image.pixels.shape[:2]
-            ra, dec = image.sky.world(np.array([width / 2]), np.array([height / 2])) if image.sky else ([np.nan],) * 2
-            values = {
-                "file": unit.file,
-                "image_index": index,
-                "class_name": self.model.classes[best],
-                "class_id": best,
-                "score": float(probabilities[k, best]),
-                "ra": float(ra[0]),
-                "dec": float(dec[0]),
-            }
-            values.update({f"p_{c}": float(probabilities[k, j]) for j, c in enumerate(self.model.classes)})
-            if votes is not None:
-                values.update({f"vote_{c}": float(votes[k, j]) for j, c in enumerate(votes_columns)})
-            for name, _ in self.columns:
-                rows[name].append(values[name])
-
-
-def _settings(options: PredictOptions, model: Any, task: str, units: Sequence[InputUnit], sha: str) -> dict:
+def _settings(options: PredictOptions, model: Any, plan: RunPlan) -> dict:
     """What decides the output (the resume key); batch size and progress do not."""
     return {
         "config": os.path.realpath(options.config) if options.config else "",
-        "weights_sha256": sha,
-        "task": task,
+        "weights_sha256": plan.weights_sha256,
+        "task": plan.task,
         "recipe": model.recipe.to_dict(),
-        "units": [u.describe() for u in units],
+        "units": [u.describe() for u in plan.units],
         "meta": file_sha256(options.meta) if options.meta else None,
         "post": options.post.to_dict(),
         "chunk_size": options.chunk_size,
@@ -313,44 +134,85 @@ def _settings(options: PredictOptions, model: Any, task: str, units: Sequence[In
         "cube_bands": list(options.cube_bands or ()),
         "zeropoint": options.zeropoint,
         "aperture": options.aperture,
+        "precision": options.precision,
     }
 
 
-def run_predict(model: Any, options: PredictOptions) -> PredictSummary:
-    """Predict over ``options.inputs`` with ``model`` and write the catalogue and the rejects table."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What the driver of either engine settles before predicting: the inputs in order, the task, the photometry
+    bands, the plot names, the weights' hash; ``started`` for the rate in the summary."""
+
+    units: list[InputUnit]
+    task: str
+    photometry_bands: tuple[str, ...]
+    plot_names: list[str]
+    weights_sha256: str
+    started: float
+
+
+def plan_run(model: Any, options: PredictOptions) -> RunPlan:
+    """Check the options and discover the inputs: everything before the first image."""
     options.check()
     started = time.perf_counter()
     meta = read_meta(options.meta) if options.meta else None
     units = discover(options.inputs, tuple(options.bands or model.recipe.bands), meta)
     task = model_task(model)
     names = _plot_names(options, task, units)
-    photometry_bands = tuple(options.bands or model.recipe.bands) if any(u.kind == "fits" for u in units) else ()
-    predictor = Predictor(model, options, task, photometry_bands if task == "detection" else (), names)
+    fits_inputs = task == "detection" and any(u.kind == "fits" for u in units)
+    photometry_bands = tuple(options.bands or model.recipe.bands) if fits_inputs else ()
     sha = file_sha256(options.weights) if options.weights else ""
+    return RunPlan(units, task, photometry_bands, names, sha, started)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def run_predict(model: Any, options: PredictOptions) -> PredictSummary:
+    """Predict over ``options.inputs`` with ``model`` and write the catalogue and the rejects table."""
+    plan = plan_run(model, options)
+    set_precision(model, options.precision)
+    predictor = Predictor(model, options, plan.task, plan.photometry_bands, plan.plot_names)
     parts = PartsFolder(options.out)
-    now = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    created = parts.start(run_key(_settings(options, model, task, units, sha)), now, options.resume)
+    created = parts.start(run_key(_settings(options, model, plan)), utc_now(), options.resume)
+    units = plan.units
     chunks = [(k, units[s : s + options.chunk_size], s) for k, s in enumerate(range(0, len(units), options.chunk_size))]
-    done = parts.done()
-    _run_chunks(predictor, parts, chunks, done, options.progress)
-    rows: dict[str, list] = {name: [] for name, _ in predictor.columns}
+    _run_chunks(predictor, parts, chunks, parts.done(), options.progress)
+    summary = write_run(model, options, plan, predictor, [parts.load(k) for k, _, _ in chunks], created, "local")
+    parts.remove()
+    return summary
+
+
+def write_run(
+    model: Any,
+    options: PredictOptions,
+    plan: RunPlan,
+    predictor: Predictor,
+    results: Sequence[dict[str, Any]],
+    created: str,
+    engine: str,
+) -> PredictSummary:
+    """Write the catalogue (atomically, provenance in its meta) and the rejects table from ``results`` in input
+    order (chunk dicts as :meth:`Predictor.chunk` returns them); check that every input is accounted for."""
+    rows = predictor.empty_rows()
     rejects: list[dict[str, str]] = []
     predicted = 0
-    for k, _, _ in chunks:
-        chunk = parts.load(k)
-        predicted += chunk["predicted"]
-        rejects.extend(chunk["rejects"])
+    for result in results:
+        predicted += result["predicted"]
+        rejects.extend(result["rejects"])
         for name in rows:
-            rows[name].extend(chunk["rows"][name])
+            rows[name].extend(result["rows"][name])
+    units = plan.units
     if len(units) != predicted + len(rejects):
         raise RuntimeError(f"input accounting broken: {len(units)} inputs != {predicted} + {len(rejects)} rejected")
     table_meta = {
         "astrodet_version": _version(),
         "config": str(options.config),
         "weights": str(options.weights),
-        "weights_sha256": sha,
+        "weights_sha256": plan.weights_sha256,
         "framework": str(getattr(model, "framework", "")),
-        "task": task,
+        "task": plan.task,
         "recipe": model.recipe.to_dict(),
         "created": created,
         "score_threshold": options.post.score_threshold,
@@ -359,6 +221,8 @@ def run_predict(model: Any, options: PredictOptions) -> PredictSummary:
         "tile_size": predictor.tile,
         "tile_overlap": options.tile_overlap,
         "crop": options.crop,
+        "precision": options.precision,
+        "engine": engine,
         "inputs": len(units),
         "rejected": len(rejects),
     }
@@ -366,10 +230,10 @@ def run_predict(model: Any, options: PredictOptions) -> PredictSummary:
     cat.write_catalogue(table, options.out)
     rejects_csv = cat.rejects_path(options.out)
     write_rejects(rejects_csv, rejects)
-    parts.remove()
+    plots = min(predicted, options.plot_max) if plan.plot_names else 0
     return PredictSummary(
         len(units), predicted, reason_counts(rejects), len(table), str(options.out), str(rejects_csv),
-        time.perf_counter() - started, min(predicted, options.plot_max) if names else 0, options.plot_dir,
+        time.perf_counter() - plan.started, plots, options.plot_dir,
     )  # fmt: skip
 
 

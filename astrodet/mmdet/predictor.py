@@ -33,6 +33,7 @@ from astrodet.data.wholeimage import read_classification_coco, vote_class_column
 from astrodet.errors import AstrodetInputError
 from astrodet.evaluation.classification import class_scores_from_votes
 from astrodet.inference.model import Detections, ImageRecipe, check_images, check_stored_classes
+from astrodet.inference.precision import features_in
 from astrodet.mmdet.compat import check_checkpoint_fits, load_local_checkpoint
 from astrodet.mmdet.datasets import resolve_ann_file
 from astrodet.mmdet.hooks import config_image_recipe
@@ -152,6 +153,8 @@ class MMDetDetector:
         self.channels = recipe.channels if float_input else len(cfg.model.data_preprocessor.get("mean") or (0, 0, 0))
         self.channel_order = slice(None) if float_input else slice(None, None, -1)
         self.batch_size = DETECTION_BATCH
+        self.precision = "fp32"  # backbone + neck autocast precision (astrodet.inference.precision.set_precision)
+        self.feature_modules = [m for m in (model.backbone, getattr(model, "neck", None)) if m is not None]
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
         check_images(images, self.channels)
@@ -164,7 +167,7 @@ class MMDetDetector:
                 for k, image in enumerate(images[start : start + self.batch_size])
             ]
             batch = {"inputs": [p["inputs"] for p in packed], "data_samples": [p["data_samples"] for p in packed]}
-            with torch.no_grad():
+            with torch.no_grad(), features_in(self.precision, self.feature_modules):
                 samples = self.model.test_step(batch)
             for sample in samples:
                 pred = sample.pred_instances.cpu()
@@ -186,6 +189,7 @@ class MMDetClassifier:
         self.transforms = Compose(pipeline[1:-1])
         self.channels = int(cfg.model.get("in_channels", 3))
         self.batch_size = int(cfg.test_dataloader.get("batch_size", 32))
+        self.precision = "fp32"  # the encoder's autocast precision (astrodet.inference.precision.set_precision)
         self.uses_votes = bool(model.model.uses_votes)
         self.vote_columns: tuple[str, ...] = ()
         self.vote_class_columns: dict[str, str] | None = None
@@ -205,7 +209,7 @@ class MMDetClassifier:
                 image = np.asarray(image, dtype=np.float32)  # LoadCutout's array: RGB in the file's units
                 results = self.transforms({"img": image, "img_shape": image.shape[:2], "ori_shape": image.shape[:2]})
                 inputs.append(torch.from_numpy(np.ascontiguousarray(results["img"].transpose(2, 0, 1))))
-            with torch.no_grad():
+            with torch.no_grad(), features_in(self.precision, [self.model.model.backbone]):
                 samples = self.model.test_step({"inputs": inputs, "data_samples": None})
             rows.extend(sample.get(key).numpy() for sample in samples)
         width = len(self.vote_columns) if key == "pred_votes" else len(self.classes)
