@@ -158,13 +158,14 @@ if py_ok "import sahi.slicing, sahi.postprocess.combine; assert sahi.__version__
 else
     pip_install --no-deps "sahi==$SAHI_VERSION"
 fi
-# Ray Data (the astrodet[ray] extra) for `astrodet predict --engine ray`; torch and numpy pinned to what is installed,
-# so that Ray's requirements never move them.
+# Ray Data (the astrodet[ray] extra) for `astrodet predict --engine ray`; numpy pinned to what is installed, so that
+# Ray's requirements never move it. Ray needs no torch; naming torch here would make pip re-resolve it, and its local
+# version (+cu130) clashes with a machine's pip constraint file (this one's pins torch<=2.14.1).
 if py_ok "import ray, ray.data; assert ray.__version__ == '$RAY_VERSION'"; then
     skip "ray[data] $RAY_VERSION"
 else
     NUMPY_VERSION="$("$PY" -c 'import numpy; print(numpy.__version__)')"
-    pip_install "ray[data]==$RAY_VERSION" "numpy==$NUMPY_VERSION" "torch==$TORCH_VERSION"
+    pip_install "ray[data]==$RAY_VERSION" "numpy==$NUMPY_VERSION"
 fi
 
 step 7 "check"
