@@ -25,6 +25,8 @@ D2_PYPI_SHA256="491af0c7f79bdb2d178e46f6cb16a97c4ac968d45c41ea3f6b6435d59bbee561
 MMCV_VERSION="2.1.0"
 SAHI_VERSION="0.12.8"
 RAY_VERSION="2.60.0"
+LIGHTLY_VERSION="1.6.0"
+SKLEARN_VERSION="1.9.1"
 STATE="$VENV/astrodet-install.env"
 NSTEPS=7
 CURRENT="start"
@@ -142,7 +144,7 @@ else
         { echo "detectron2 installed but does not import" >&2; false; }
 fi
 
-step 6 "astrodet itself (editable, with test and lint tools), sahi, ray[data]"
+step 6 "astrodet itself (editable, with test and lint tools), sahi, ray[data], lightly, scikit-learn"
 PYPROJECT_SUM="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [ -f "$VENV/.astrodet-pyproject.sha256" ] && [ "$(cat "$VENV/.astrodet-pyproject.sha256")" = "$PYPROJECT_SUM" ] &&
     py_ok 'import astrodet'; then
@@ -166,6 +168,22 @@ if py_ok "import ray, ray.data; assert ray.__version__ == '$RAY_VERSION'"; then
 else
     NUMPY_VERSION="$("$PY" -c 'import numpy; print(numpy.__version__)')"
     pip_install "ray[data]==$RAY_VERSION" "numpy==$NUMPY_VERSION"
+fi
+# lightly (the astrodet[pretrain] extra) for tools/pretrain.py, with --no-deps: the losses, heads and schedules astrodet
+# imports need only torch and numpy, while its metadata also asks for PyTorch Lightning (with torchmetrics and
+# aiohttp), which astrodet never imports; without it pip also leaves torch and numpy as they are.
+if py_ok "import lightly.loss, lightly.models.modules, lightly.utils.scheduler; assert lightly.__version__ == '$LIGHTLY_VERSION'"; then
+    skip "lightly $LIGHTLY_VERSION"
+else
+    pip_install --no-deps "lightly==$LIGHTLY_VERSION"
+fi
+# scikit-learn (the astrodet[baseline] extra) for tools/catalogue_baseline.py; numpy pinned to what is installed, as
+# for Ray, so that its requirements never move it (it needs no torch).
+if py_ok "import sklearn.ensemble; assert sklearn.__version__ == '$SKLEARN_VERSION'"; then
+    skip "scikit-learn $SKLEARN_VERSION"
+else
+    NUMPY_VERSION="$("$PY" -c 'import numpy; print(numpy.__version__)')"
+    pip_install "scikit-learn==$SKLEARN_VERSION" "numpy==$NUMPY_VERSION"
 fi
 
 step 7 "check"

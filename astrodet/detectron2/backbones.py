@@ -96,6 +96,7 @@ def build_deepshadows_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone
         frozen_stages=cfg.MODEL.BACKBONE.FREEZE_AT - 1,
         norm=cfg.MODEL.DEEPSHADOWS.NORM,
         channels=tuple(cfg.MODEL.DEEPSHADOWS.CHANNELS),
+        checkpoint=cfg.MODEL.DEEPSHADOWS.CHECKPOINT or None,
     )
     return CoreBackbone(trunk)
 

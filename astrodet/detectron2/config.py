@@ -55,6 +55,11 @@ def add_astrodet_config(cfg: CN) -> CN:
     # "SGD" (detectron2's own), "ADAMW" or "ADAM" (Popp et al. 2024 used Adam, lr 1e-4, weight decay 5e-5); for
     # classification also "ADADELTA" (the DeepShadows recipe).
     cfg.ASTRODET.SOLVER.OPTIMIZER = "SGD"
+    # Precision of the backbone (encoder + FPN) in training steps: "fp32", "bf16" autocast (CPUs with AVX-512/AMX
+    # bf16 kernels, and GPUs) or "auto" (bf16 where the device has bf16 kernels, else fp32); the heads and losses
+    # stay fp32 as in `astrodet predict --precision`. fp16 needs a gradient scaler: that is Detectron2's own
+    # SOLVER.AMP.ENABLED (CUDA only).
+    cfg.ASTRODET.SOLVER.PRECISION = "fp32"
 
     cfg.ASTRODET.EVAL = CN()
     # How a prediction matches a true box for completeness/purity: "iou" (IoU >= IOU_THRESHOLD) or "centre"
@@ -133,6 +138,9 @@ def _add_backbone_keys(cfg: CN) -> None:
     cfg.MODEL.DEEPSHADOWS.NORM = "bn"
     # Filters per block (the paper: 16, 32, 64).
     cfg.MODEL.DEEPSHADOWS.CHANNELS = [16, 32, 64]
+    # Local weights file of the trunk (tools/pretrain.py --arch deepshadows, or a DeepShadows classifier's); empty
+    # means random initialisation.
+    cfg.MODEL.DEEPSHADOWS.CHECKPOINT = ""
 
 
 def _add_classifier_keys(cfg: CN) -> None:

@@ -50,6 +50,7 @@ def build_cfg(config: str | Path, device: str = "auto") -> CfgNode:
         cfg.MODEL.DEVICE = device
     cfg.MODEL.WEIGHTS = ""
     cfg.MODEL.ZOOBOT.CHECKPOINT = ""
+    cfg.MODEL.DEEPSHADOWS.CHECKPOINT = ""
     resolve_device(cfg)
     cfg.freeze()
     return cfg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import torch
 from detectron2.config import CfgNode
@@ -22,6 +23,8 @@ from astrodet.detectron2.classification import META_ARCH, ClassificationEvaluato
 from astrodet.detectron2.compat import cpu_ddp
 from astrodet.detectron2.evaluation import AstroDetectionEvaluator
 from astrodet.detectron2.fits_mapper import detection_mapper
+from astrodet.errors import AstrodetInputError
+from astrodet.inference.precision import bf16_available, check_precision, features_in
 from astrodet.models.classifier import keras_l2_param_groups
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,31 @@ def make_optimizer(cfg: CfgNode, params: list[dict]) -> torch.optim.Optimizer:
     return maybe_add_gradient_clipping(cfg, optim)
 
 
+def train_in_precision(inner: Any, cfg: CfgNode) -> None:
+    """Run each training step of Detectron2's ``inner`` trainer with the backbone under ``ASTRODET.SOLVER.PRECISION``
+    autocast (the region ``astrodet predict --precision`` uses); evaluation stays fp32. bf16 needs no loss scaling.
+    ``auto`` is bf16 where the device has bf16 kernels and fp32 elsewhere, so a shipped config runs everywhere."""
+    precision = cfg.ASTRODET.SOLVER.PRECISION.lower()
+    if precision == "auto":
+        precision = "bf16" if bf16_available(cfg.MODEL.DEVICE) else "fp32"
+        logger.info("ASTRODET.SOLVER.PRECISION auto: the backbone trains in %s on %s", precision, cfg.MODEL.DEVICE)
+    if precision == "fp16":
+        raise AstrodetInputError(
+            "ASTRODET.SOLVER.PRECISION fp16: use Detectron2's SOLVER.AMP.ENABLED True (CUDA, with a gradient scaler)"
+        )
+    check_precision(precision, cfg.MODEL.DEVICE)
+    if precision == "fp32":
+        return
+    model = inner.model.module if hasattr(inner.model, "module") else inner.model
+    step = inner.run_step
+
+    def run_step() -> None:
+        with features_in(precision, [model.backbone]):
+            step()
+
+    inner.run_step = run_step
+
+
 class AstroTrainer(DefaultTrainer):
     """DefaultTrainer + sky augmentations, Adam(W), COCO + completeness/purity evaluation with reports; 8-bit
     pictures through Detectron2's DatasetMapper, float recipes (FITS bands) through FitsDatasetMapper."""
@@ -76,6 +104,7 @@ class AstroTrainer(DefaultTrainer):
         # DefaultTrainer builds its checkpointer with no hook to choose the class: astrodet's takes over loading
         # (MODEL.WEIGHTS, --resume) and the PeriodicCheckpointer's saving, which records the image recipe and classes.
         AstroCheckpointer.take_over(self)
+        train_in_precision(self._trainer, cfg)
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):

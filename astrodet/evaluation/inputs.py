@@ -112,7 +112,8 @@ def read_table(path: Path, what: str) -> Any:
     it, or anything else astropy reads by extension (VOTable, gzipped FITS, ...)."""
     from astropy.table import Table
 
-    if not path.is_file():
+    dataset = path.is_dir() and path.suffix.lower() == ".parquet"  # predict --parquet-dataset's folder of parts
+    if not (path.is_file() or dataset):
         raise AstrodetInputError(f"{path}: no such {what}")
     try:
         return read_catalogue(path) if path.suffix.lower() in CATALOGUE_FORMATS else Table.read(path)

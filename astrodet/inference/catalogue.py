@@ -125,14 +125,19 @@ def _parse_json(value: Any) -> Any:
 
 
 def read_catalogue(path: str | os.PathLike[str]):
-    """Read a catalogue written by :func:`write_catalogue` (any of the four formats), meta keys lower-case."""
+    """Read a catalogue written by :func:`write_catalogue` (any of the four formats), or a finished Parquet dataset
+    folder (``--parquet-dataset``), meta keys lower-case."""
     from astropy.table import Table
 
     source = Path(path)
     fmt = catalogue_format(source)
-    if not source.is_file():
+    if fmt == "parquet" and source.is_dir():
+        from astrodet.inference.parquet_dataset import read_dataset
+
+        table = read_dataset(source)
+    elif not source.is_file():
         raise AstrodetInputError(f"{source}: no such catalogue")
-    if fmt == "parquet":
+    elif fmt == "parquet":
         table = _read_parquet(source)
     elif fmt == "ascii.csv":
         table = Table.read(source, format="ascii.csv", comment="#")
@@ -147,21 +152,32 @@ def read_catalogue(path: str | os.PathLike[str]):
     return table
 
 
-def _read_parquet(path: Path):
-    """Parquet through pyarrow (astropy's own reader needs pandas), with astropy's YAML meta decoded."""
-    import pyarrow.parquet as pq
-    from astropy.table import Table
+def parquet_meta(schema) -> dict[str, Any]:
+    """The table meta astropy wrote into a Parquet schema (its ``table_meta_yaml``); empty when there is none."""
     from astropy.table.meta import get_header_from_yaml
 
-    arrow = pq.read_table(path)
-    metadata = arrow.schema.metadata or {}
-    meta: dict[str, Any] = {}
-    if b"table_meta_yaml" in metadata:
-        header = get_header_from_yaml(metadata[b"table_meta_yaml"].decode("utf-8").split("\n"))
-        meta = dict(header.get("meta", {}))
+    metadata = schema.metadata or {}
+    if b"table_meta_yaml" not in metadata:
+        return {}
+    header = get_header_from_yaml(metadata[b"table_meta_yaml"].decode("utf-8").split("\n"))
+    return dict(header.get("meta", {}))
+
+
+def arrow_to_table(arrow, meta: Mapping[str, Any]):
+    """An astropy Table of an Arrow table's columns (text as numpy str), with ``meta``."""
+    from astropy.table import Table
+
     table = Table({name: np.asarray(arrow.column(name).to_numpy(zero_copy_only=False)) for name in arrow.column_names})
     for name in table.colnames:
         if table[name].dtype == object:
             table[name] = np.asarray(table[name], dtype=str)
     table.meta.update(meta)
     return table
+
+
+def _read_parquet(path: Path):
+    """Parquet through pyarrow (astropy's own reader needs pandas), with astropy's YAML meta decoded."""
+    import pyarrow.parquet as pq
+
+    arrow = pq.read_table(path)
+    return arrow_to_table(arrow, parquet_meta(arrow.schema))

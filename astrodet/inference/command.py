@@ -1,7 +1,7 @@
 """``astrodet predict``: a trained model over cutouts, COCO files or FITS frames, to a catalogue.
 
 ``astrodet predict --config CONFIG --weights MODEL INPUT... --out CATALOGUE [--meta TABLE] [--plot DIR] [--resume]
-[--precision fp32|bf16|fp16] [--engine ray [--ray-address ADDRESS] [--num-workers N]]``.
+[--precision fp32|bf16|fp16] [--engine ray [--ray-address ADDRESS] [--num-workers N] [--parquet-dataset]]``.
 The framework comes from the config (Detectron2 YAML or MMDetection .py). Exit status: 0 when the catalogue was
 written (rejected inputs are listed in ``<stem>_rejects.csv``), 1 with ``--strict`` when any input was rejected, 2
 on bad command-line input (a one-line message naming the file or option).
@@ -76,6 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--batch-size", type=int, default=8, help="images (or tiles) per model call")
     run_group.add_argument("--chunk-size", type=int, default=64, help="inputs per resumable chunk")
     run_group.add_argument("--resume", action="store_true", help="keep the finished chunks of an interrupted run")
+    run_group.add_argument(
+        "--parquet-dataset",
+        action="store_true",
+        help="with --engine ray: --out RUN.parquet is a folder of Parquet parts (one per --chunk-size inputs, each "
+        "written when its inputs are done; --resume continues it) instead of one file",
+    )
     run_group.add_argument("--strict", action="store_true", help="exit 1 when any input was rejected")
     run_group.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     engine = parser.add_argument_group("engine")
@@ -96,6 +102,8 @@ def options_from_args(args: argparse.Namespace) -> PredictOptions:
         raise AstrodetInputError("--plot-max: only with --plot DIR")
     if args.engine != "ray" and (args.ray_address is not None or args.num_workers is not None):
         raise AstrodetInputError("--ray-address, --num-workers: only with --engine ray")
+    if args.engine != "ray" and args.parquet_dataset:
+        raise AstrodetInputError("--parquet-dataset: works with --engine ray only (the local engine writes one file)")
     post = PostProcessing(
         score_threshold=args.score_threshold,
         nms_iou=args.nms_iou,
@@ -127,6 +135,7 @@ def options_from_args(args: argparse.Namespace) -> PredictOptions:
         plot_dir=args.plot,
         plot_max=DEFAULT_PLOT_MAX if args.plot_max is None else args.plot_max,
         precision=args.precision,
+        parquet_dataset=args.parquet_dataset,
     )
 
 

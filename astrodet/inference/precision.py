@@ -29,6 +29,14 @@ def cpu_supports_bf16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def bf16_available(device: str | torch.device) -> bool:
+    """Whether ``device`` (a CPU or a CUDA GPU) has bf16 kernels, so bf16 autocast speeds it up."""
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return cpu_supports_bf16()
+    return kind == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
 def check_precision(precision: str, device: str | torch.device) -> None:
     """Refuse ``precision`` on ``device`` where autocast cannot run it (a one-line :class:`AstrodetInputError`)."""
     if precision not in PRECISIONS:

@@ -9,7 +9,7 @@ implementation of each stage means both engines give the same rows and rejects f
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +111,7 @@ class Predictor:
         options: PredictOptions,
         task: str,
         photometry_bands: Sequence[str],
-        plot_names: Sequence[str] = (),
+        plot_names: Mapping[int, str] | None = None,
     ) -> None:
         self.model = model
         self.options = options
@@ -119,7 +119,7 @@ class Predictor:
         self.photometry_bands = tuple(photometry_bands)
         self.preparer = InputPreparer(options, model.recipe, task, options.tile_size or model_input_size(model))
         self.tile = self.preparer.tile
-        self.plot_names = plot_names  # per input index, when plotting
+        self.plot_names = plot_names or {}  # input index -> PNG name of the inputs that may be plotted
         if task == "detection":
             self.columns = cat.detection_columns(self.photometry_bands)
         else:
@@ -179,7 +179,7 @@ class Predictor:
             if self.task == "detection":
                 found = self._detections(item, output)
                 self._detection_rows(item.index, item.unit, item.image, found, rows)
-                if self.plot_names and ordinal < self.options.plot_max:
+                if item.index in self.plot_names and ordinal < self.options.plot_max:
                     self._plot(item, found)
             else:
                 self._classification_row(item, *output, rows)

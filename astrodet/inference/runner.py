@@ -5,8 +5,9 @@ run resumes where it stopped and the final catalogue, assembled from the chunks 
 run's. Within a chunk, images (or the tiles of large frames) go to the model in batches of ``batch_size``. Each
 input is either predicted or rejected with a reason, and the summary checks that the numbers add up.
 
-:func:`plan_run` (before the first image) and :func:`write_run` (the catalogue and rejects) are the driver's part of
-either engine: this module's chunks in one process, or :mod:`~astrodet.inference.ray_engine` on a Ray cluster.
+:func:`plan_run` (before the first image), :func:`run_meta` (the catalogue's provenance), :func:`write_run` (the
+catalogue) and :func:`finish_run` (the rejects and the summary) are the driver's part of either engine: this module's
+chunks in one process, or :mod:`~astrodet.inference.ray_engine` on a Ray cluster.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from astrodet.errors import AstrodetInputError
@@ -54,6 +56,7 @@ class PredictOptions:
     plot_dir: str | None = None  # a PNG of each predicted input's detections goes here (the first plot_max inputs)
     plot_max: int = DEFAULT_PLOT_MAX
     precision: str = "fp32"  # the model's feature extractor under autocast (astrodet.inference.precision)
+    parquet_dataset: bool = False  # out is a folder of Parquet parts (astrodet.inference.parquet_dataset)
 
     def check(self) -> None:
         if self.precision not in PRECISIONS:
@@ -69,7 +72,7 @@ class PredictOptions:
             raise AstrodetInputError(f"--crop: expected at least 16 px, got {self.crop}")
         if self.aperture is not None and self.aperture <= 0:
             raise AstrodetInputError(f"--aperture: expected a radius > 0 px, got {self.aperture}")
-        cat.catalogue_format(self.out)
+        self._check_out()
         check_paths(self.inputs)
         if self.meta is not None and not os.path.isfile(self.meta):
             raise AstrodetInputError(f"--meta {self.meta}: no such file")
@@ -79,6 +82,18 @@ class PredictOptions:
             if os.path.exists(self.plot_dir) and not os.path.isdir(self.plot_dir):
                 raise AstrodetInputError(f"--plot {self.plot_dir}: exists and is not a folder")
             check_plot_folder(self.plot_dir, [p if os.path.isdir(p) else os.path.dirname(p) for p in self.inputs])
+
+
+    def _check_out(self) -> None:
+        cat.catalogue_format(self.out)
+        if not self.parquet_dataset:
+            if os.path.isdir(self.out):
+                raise AstrodetInputError(f"--out {self.out}: is a folder; a catalogue is a file (or --parquet-dataset)")
+            return
+        if Path(self.out).suffix.lower() != ".parquet":
+            raise AstrodetInputError(f"--parquet-dataset: --out names a folder ending in .parquet, got {self.out}")
+        if os.path.exists(self.out) and not os.path.isdir(self.out):
+            raise AstrodetInputError(f"--out {self.out}: is a file; --parquet-dataset writes a folder of part files")
 
 
 def check_plot_folder(plot_dir: str, input_folders: Sequence[str]) -> None:
@@ -117,7 +132,7 @@ class PredictSummary:
         )
 
 
-def _settings(options: PredictOptions, model: Any, plan: RunPlan) -> dict:
+def run_settings(options: PredictOptions, model: Any, plan: RunPlan) -> dict:
     """What decides the output (the resume key); batch size and progress do not."""
     return {
         "config": os.path.realpath(options.config) if options.config else "",
@@ -171,11 +186,13 @@ def utc_now() -> str:
 
 def run_predict(model: Any, options: PredictOptions) -> PredictSummary:
     """Predict over ``options.inputs`` with ``model`` and write the catalogue and the rejects table."""
+    if options.parquet_dataset:
+        raise AstrodetInputError("--parquet-dataset: works with --engine ray only (this engine writes one catalogue)")
     plan = plan_run(model, options)
     set_precision(model, options.precision)
-    predictor = Predictor(model, options, plan.task, plan.photometry_bands, plan.plot_names)
+    predictor = Predictor(model, options, plan.task, plan.photometry_bands, dict(enumerate(plan.plot_names)))
     parts = PartsFolder(options.out)
-    created = parts.start(run_key(_settings(options, model, plan)), utc_now(), options.resume)
+    created = parts.start(run_key(run_settings(options, model, plan)), utc_now(), options.resume)
     units = plan.units
     chunks = [(k, units[s : s + options.chunk_size], s) for k, s in enumerate(range(0, len(units), options.chunk_size))]
     _run_chunks(predictor, parts, chunks, parts.done(), options.progress)
@@ -206,7 +223,30 @@ def write_run(
     units = plan.units
     if len(units) != predicted + len(rejects):
         raise RuntimeError(f"input accounting broken: {len(units)} inputs != {predicted} + {len(rejects)} rejected")
-    table_meta = {
+    meta = {**run_meta(model, options, plan, predictor, created, engine), "rejected": len(rejects)}
+    table = cat.build_table(predictor.columns, rows, meta)
+    cat.write_catalogue(table, options.out)
+    return finish_run(options, plan, rejects, predicted, len(table))
+
+
+def finish_run(
+    options: PredictOptions, plan: RunPlan, rejects: list[dict[str, str]], predicted: int, rows: int
+) -> PredictSummary:
+    """The rejects table beside the catalogue and the run's summary (either engine, either output)."""
+    rejects_csv = cat.rejects_path(options.out)
+    write_rejects(rejects_csv, rejects)
+    plots = min(predicted, options.plot_max) if plan.plot_names else 0
+    return PredictSummary(
+        len(plan.units), predicted, reason_counts(rejects), rows, str(options.out), str(rejects_csv),
+        time.perf_counter() - plan.started, plots, options.plot_dir,
+    )  # fmt: skip
+
+
+def run_meta(
+    model: Any, options: PredictOptions, plan: RunPlan, predictor: Predictor, created: str, engine: str
+) -> dict[str, Any]:
+    """The catalogue's provenance (its ``meta``) but the reject count, which is known only at the end."""
+    return {
         "astrodet_version": _version(),
         "config": str(options.config),
         "weights": str(options.weights),
@@ -223,18 +263,8 @@ def write_run(
         "crop": options.crop,
         "precision": options.precision,
         "engine": engine,
-        "inputs": len(units),
-        "rejected": len(rejects),
+        "inputs": len(plan.units),
     }
-    table = cat.build_table(predictor.columns, rows, table_meta)
-    cat.write_catalogue(table, options.out)
-    rejects_csv = cat.rejects_path(options.out)
-    write_rejects(rejects_csv, rejects)
-    plots = min(predicted, options.plot_max) if plan.plot_names else 0
-    return PredictSummary(
-        len(units), predicted, reason_counts(rejects), len(table), str(options.out), str(rejects_csv),
-        time.perf_counter() - plan.started, plots, options.plot_dir,
-    )  # fmt: skip
 
 
 def _plot_names(options: PredictOptions, task: str, units: Sequence[InputUnit]) -> list[str]:

@@ -11,10 +11,14 @@ mmengine's way to reach the running Runner, so:
   checkpoint it saves records the training image recipe, so ``astrodet predict`` renders inputs as the training
   pixels were made whatever config it is given (the training data's classes are in mmengine's own
   ``meta['dataset_meta']``).
+- ``BackbonePrecisionHook``: trains the backbone and neck under bf16 autocast, as Detectron2's
+  ``ASTRODET.SOLVER.PRECISION`` does (mmengine's ``AmpOptimWrapper`` runs on GPUs only, and bf16 needs no loss
+  scaling); validation and testing stay fp32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +28,9 @@ from mmdet.registry import HOOKS
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
+from astrodet.errors import AstrodetInputError
 from astrodet.inference.model import SIMULATOR_RECIPE, ImageRecipe
+from astrodet.inference.precision import PRECISIONS, bf16_available, check_precision, features_in, module_device
 from astrodet.mmdet.compat import check_checkpoint_fits, runner_checkpoint_file
 from astrodet.mmdet.metrics import AstroClassificationMetric, AstroDetectionMetric
 
@@ -81,6 +87,41 @@ class AstroCheckpointHook(Hook):
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         checkpoint.setdefault("meta", {})["image_recipe"] = stored_image_recipe(runner.cfg)
+
+
+@HOOKS.register_module()
+class BackbonePrecisionHook(Hook):
+    """Each training iteration runs the model's backbone and neck under ``precision`` autocast: ``fp32``, ``bf16``
+    or ``auto`` (bf16 where the device has bf16 kernels, fp32 elsewhere, so a shipped config runs everywhere)."""
+
+    def __init__(self, precision: str = "auto") -> None:
+        if precision not in (*PRECISIONS, "auto") or precision == "fp16":
+            raise AstrodetInputError(
+                f"BackbonePrecisionHook precision {precision!r}: expected fp32, bf16 or auto (fp16 needs a gradient "
+                "scaler: tools/train_mmdet.py --amp on a GPU)"
+            )
+        self.precision = precision
+        self._within: contextlib.ExitStack | None = None
+
+    def _modules(self, runner: Any) -> list[Any]:
+        model = runner.model.module if hasattr(runner.model, "module") else runner.model
+        return [m for m in (model.backbone, getattr(model, "neck", None)) if m is not None]
+
+    def before_run(self, runner: Any) -> None:
+        device = module_device(self._modules(runner)[0])
+        if self.precision == "auto":
+            self.precision = "bf16" if bf16_available(device) else "fp32"
+            runner.logger.info(f"BackbonePrecisionHook auto: the backbone trains in {self.precision} on {device}")
+        check_precision(self.precision, device)
+
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+        self._within = contextlib.ExitStack()
+        self._within.enter_context(features_in(self.precision, self._modules(runner)))
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if self._within is not None:
+            self._within.close()
+            self._within = None
 
 
 def with_checkpoint_hook(cfg: Config) -> None:

@@ -87,21 +87,33 @@ class TimmEncoder(FeatureBackbone):
         self.out_indices = out_indices
         self._feature_indices = [stage_feature[i] for i in out_indices]
         all_channels = self.body.feature_info.channels()
+        module_names = [info["module"].replace(".", "_") for info in self.body.feature_info.get_dicts()]
+        if max(self._feature_indices) < len(reductions) - 1:
+            # Stages after the last one handed on would be computed for nothing (and get no gradient, which
+            # breaks gradient clipping): timm builds the feature model without them when told its out_indices.
+            self.body = timm.create_model(arch, out_indices=tuple(self._feature_indices), **kwargs)
+            self._feature_indices = list(range(len(out_indices)))
         self.feature_info = describe_features(
-            channels=[all_channels[j] for j in self._feature_indices], strides=[STAGE_STRIDES[i] for i in out_indices]
+            channels=[all_channels[stage_feature[i]] for i in out_indices],
+            strides=[STAGE_STRIDES[i] for i in out_indices],
         )
         convert_norm(self.body, norm)
         self.frozen_stages = frozen_stages
-        self.freeze_modules(self._modules_to_freeze(frozen_stages, stage_feature))
+        self.freeze_modules(self._modules_to_freeze(frozen_stages, stage_feature, module_names))
 
-    def _modules_to_freeze(self, frozen_stages: int, stage_feature: list[int]) -> list[nn.Module]:
-        """The stem plus the first ``frozen_stages`` stages, as top-level modules of timm's feature wrapper."""
+    def _modules_to_freeze(
+        self, frozen_stages: int, stage_feature: list[int], module_names: list[str]
+    ) -> list[nn.Module]:
+        """The stem plus the first ``frozen_stages`` stages, as top-level modules of timm's feature wrapper
+        (``module_names``: the wrapper's module for each of timm's features, in the full model)."""
         if frozen_stages < 0:
             return []
         if frozen_stages > len(STAGE_STRIDES):
             raise ValueError(f"frozen_stages must be in -1..{len(STAGE_STRIDES)}, got {frozen_stages}")
-        module_names = [info["module"].replace(".", "_") for info in self.body.feature_info.get_dicts()]
         children = list(self.body.named_children())
+        names = {name for name, _ in children}
+        if frozen_stages > 0 and module_names[stage_feature[frozen_stages - 1]] not in names:
+            return [module for _, module in children]  # freezing past the last stage kept: all of it
         if frozen_stages == 0:
             # Stem only: everything before the first stride-4 stage module.
             last = module_names[stage_feature[0]]

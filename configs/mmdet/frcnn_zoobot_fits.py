@@ -3,7 +3,8 @@
 # Mirrors configs/frcnn_zoobot_fits.yaml. LoadFitsImage reads and normalises each record through
 # astrodet.data.normalise, the function Detectron2's FitsDatasetMapper and `astrodet predict` call: per-band asinh of
 # the sky noise (sky noise ~1, bright sources compressed above 5 sigma). docs/fits.md explains the choices.
-_base_ = ['./frcnn_zoobot.py']
+# Built on the ConvNeXt-nano encoder (frcnn_zoobot_convnext.py), as configs/frcnn_zoobot_fits.yaml is.
+_base_ = ['./frcnn_zoobot_convnext.py']
 
 bands = ['u', 'g', 'r', 'i', 'z']
 # Stored in every checkpoint (AstroCheckpointHook), so `astrodet predict` normalises FITS inputs the same way.

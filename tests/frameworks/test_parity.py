@@ -98,10 +98,11 @@ def test_zoobot_same_checkpoint_file_same_features(tmp_path: Path) -> None:
     encoder = timm.create_model("convnext_nano", num_classes=0)
     checkpoint = tmp_path / "encoder.ckpt"
     torch.save({"state_dict": {f"encoder.{k}": v for k, v in encoder.state_dict().items()}}, checkpoint)
-    cfg = _d2_cfg("frcnn_zoobot.yaml")
+    cfg = _d2_cfg("frcnn_zoobot_convnext.yaml")
     cfg.MODEL.ZOOBOT.CHECKPOINT = str(checkpoint)
     d2_backbone = BACKBONE_REGISTRY.get("build_timm_backbone")(cfg, ShapeSpec(channels=3))
-    mm_cfg = dict(_mmdet_backbone_cfg("frcnn_zoobot.py"), init_cfg=dict(type="Pretrained", checkpoint=str(checkpoint)))
+    pretrained = dict(type="Pretrained", checkpoint=str(checkpoint))
+    mm_cfg = dict(_mmdet_backbone_cfg("frcnn_zoobot_convnext.py"), init_cfg=pretrained)
     mm_backbone = MODELS.build(mm_cfg)
     for backbone in (d2_backbone, mm_backbone):  # the file's weights, not a fresh init
         assert torch.equal(backbone.body.body.stem_0.weight, encoder.stem[0].weight)
@@ -159,7 +160,12 @@ def _d2_detector_state_for_mmdet(state: dict[str, torch.Tensor]) -> dict[str, to
 
 @pytest.mark.parametrize(
     ("d2_config", "mm_config"),
-    [("frcnn_zoobot.yaml", "frcnn_zoobot.py"), ("frcnn_deepshadows.yaml", "frcnn_deepshadows.py")],
+    [
+        ("frcnn_zoobot.yaml", "frcnn_zoobot.py"),
+        # ConvNeXt returns channels-last maps, which mmcv's RoIAlign misreads silently (open-mmlab/mmcv#2203)
+        ("frcnn_zoobot_convnext.yaml", "frcnn_zoobot_convnext.py"),
+        ("frcnn_deepshadows.yaml", "frcnn_deepshadows.py"),
+    ],
 )
 def test_same_weights_same_detector_outputs(d2_config: str, mm_config: str) -> None:
     from detectron2.modeling import build_model

@@ -32,6 +32,7 @@ class PeakDetector:
         input_size: int | None = 200,
         recipe: ImageRecipe = SIMULATOR_RECIPE,
         delay: float = 0.0,
+        log: str | None = None,
     ) -> None:
         self.classes = ("clump", "odd clump")
         self.recipe = recipe
@@ -40,6 +41,7 @@ class PeakDetector:
         self.half = half
         self.window = window
         self.delay = delay
+        self.log = log  # a file that gets a line per image predicted (appended: several processes may share it)
         self.shapes: list[tuple[int, ...]] = []
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
@@ -50,6 +52,9 @@ class PeakDetector:
             out.append(self._peaks(image))
         if self.delay:
             time.sleep(self.delay)
+        if self.log:
+            with open(self.log, "a", encoding="utf-8") as handle:
+                handle.write("image\n" * len(images))
         return out
 
     def _peaks(self, image: np.ndarray) -> Detections:
@@ -84,12 +89,14 @@ class MeanColourClassifier:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``astrodet`` with ``load_model`` giving a :class:`PeakDetector` (for subprocess tests); delay from env."""
+    """``astrodet`` with ``load_model`` giving a :class:`PeakDetector` (for subprocess tests); delay (s per call)
+    and log file from the environment."""
     from astrodet import cli
     from astrodet.inference import command
 
     delay = float(os.environ.get("FAKE_DETECTOR_DELAY", "0"))
-    command.load_model = lambda config, weights, device="auto": PeakDetector(delay=delay)
+    log = os.environ.get("FAKE_DETECTOR_LOG")
+    command.load_model = lambda config, weights, device="auto": PeakDetector(delay=delay, log=log)
     return cli.main(list(argv))
 
 

@@ -46,7 +46,7 @@ def test_engine_flags_are_checked_before_anything_runs(simulated: Path, tmp_path
         (["--ray-address", "auto"], "--ray-address, --num-workers: only with --engine ray"),
         (["--engine", "ray", "--num-workers", "0"], "--num-workers: expected a positive integer, got 0"),
         (["--engine", "ray", "--device", "cuda:1"], "--device cuda:1: with --engine ray, one of auto, cpu, cuda"),
-        (["--engine", "ray", "--resume"], "--resume: works with --engine local only"),
+        (["--engine", "ray", "--resume"], "--resume: with --engine ray, continues a --parquet-dataset run only"),
     ]
     for extra, message in cases:
         assert _predict(fake_config, image, "--out", str(tmp_path / "a.ecsv"), *extra) == 2

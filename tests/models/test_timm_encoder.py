@@ -29,6 +29,22 @@ def test_feature_info_describes_the_outputs_once() -> None:
     assert encoder.channels == [64, 256] and encoder.strides == [4, 16]
 
 
+def test_stages_after_the_last_one_handed_on_are_not_built() -> None:
+    """An encoder cut at stride 16 must not compute (or hold untrained) stride-32 weights: every weight it has gets
+    a gradient, which Detectron2's gradient clipping needs."""
+    full, cut = TimmEncoder("convnext_nano"), TimmEncoder("convnext_nano", out_indices=(0, 1, 2))
+    assert not any(name.startswith("body.stages_3") for name, _ in cut.named_parameters())
+    assert sum(p.numel() for p in cut.parameters()) < sum(p.numel() for p in full.parameters())
+    features = cut(torch.zeros(1, 3, 64, 64))
+    assert [64 // f.shape[-1] for f in features] == cut.strides == [4, 8, 16]
+    assert [f.shape[1] for f in features] == cut.channels == [80, 160, 320]
+    sum(f.sum() for f in features).backward()
+    assert all(p.grad is not None for p in cut.parameters())
+    resnet = TimmEncoder("resnet18", out_indices=(0, 1), frozen_stages=4)
+    assert [64 // f.shape[-1] for f in resnet(torch.zeros(1, 3, 64, 64))] == [4, 8]
+    assert not any(p.requires_grad for p in resnet.parameters())
+
+
 def test_zoobot_encoder_is_the_old_name_of_timm_encoder() -> None:
     assert models.ZoobotEncoder is TimmEncoder
 

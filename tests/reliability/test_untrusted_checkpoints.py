@@ -2,7 +2,8 @@
 
 Detectron2 and the core are tested here: ``MODEL.WEIGHTS`` (``.pth`` and ``.pkl``) for training and for
 ``tools/train_net.py --eval-only``, ``--resume`` (the file ``last_checkpoint`` names), ``MODEL.ZOOBOT.CHECKPOINT``
-(the core's ``read_state_dict``). The MMDetection routes (``load_from``, ``--resume``, ``tools/test.py CHECKPOINT``,
+(the core's ``read_state_dict``), ``MODEL.DEEPSHADOWS.CHECKPOINT``, and ``tools/pretrain.py --resume`` (its state
+file). The MMDetection routes (``load_from``, ``--resume``, ``tools/test.py CHECKPOINT``,
 ``init_cfg`` Pretrained) are tested in ``tests/mmdet/test_compat.py``
 (``test_a_checkpoint_never_runs_code_and_the_refusal_names_the_file``) and ``tests/mmdet/test_training.py``
 (``test_a_checkpoint_that_would_run_code_is_refused_on_every_route``).
@@ -194,6 +195,8 @@ def _route_args(route: str, evil: Path, out: Path) -> list[str]:
         opts, flags = [], ["--resume"]
     elif route == "MODEL.ZOOBOT.CHECKPOINT":
         config, opts = "configs/quick_schedules/frcnn_zoobot_quick.yaml", ["MODEL.ZOOBOT.CHECKPOINT", str(evil)]
+    elif route == "MODEL.DEEPSHADOWS.CHECKPOINT":
+        opts = ["MODEL.DEEPSHADOWS.CHECKPOINT", str(evil)]
     if route.endswith("--eval-only"):
         flags.append("--eval-only")
     return ["--config-file", str(REPO / config), *flags, "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "1", *opts]
@@ -207,6 +210,7 @@ ROUTES = {
     "--resume": "model_0000009.pth",
     "--resume --eval-only": "model_0000009.pth",
     "MODEL.ZOOBOT.CHECKPOINT": "zoobot_encoder.pth",
+    "MODEL.DEEPSHADOWS.CHECKPOINT": "deepshadows_trunk.pth",
 }
 
 
@@ -236,6 +240,20 @@ def test_the_train_net_command_stops_with_the_refusal_and_no_marker(tiny_cache: 
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert result.returncode != 0 and f"{evil}: refused" in result.stdout + result.stderr
     assert not marker.exists()
+
+
+def test_pretrain_resume_refuses_a_state_file_that_would_run_code(tmp_path: Path, capsys) -> None:
+    from tests.pretraining.conftest import QUICK, run_pretrain, write_pictures
+
+    write_pictures(tmp_path / "images", 2)
+    marker = tmp_path / "MARKER"
+    evil = _evil(tmp_path, "encoder.state.pth", marker)  # the state file beside --out encoder.pth
+    out = tmp_path / "encoder.pth"
+    args = [tmp_path / "images", "--arch", "deepshadows", "--out", out, "--iters", "2", "--resume", *QUICK]
+    assert run_pretrain(*args) == 2
+    message = capsys.readouterr().err
+    assert f"{evil}: refused: " in message and "io.open" in message and message.count("\n") == 1
+    assert "weights_only=False" not in message and not marker.exists() and not out.exists()
 
 
 # --- a real Detectron2 checkpoint ------------------------------------------------------------------------------
