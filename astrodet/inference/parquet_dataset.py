@@ -23,6 +23,7 @@ from typing import Any
 
 from astrodet.errors import AstrodetInputError
 from astrodet.inference import catalogue as cat
+from astrodet.inference.parts import resumed_run_created
 from astrodet.io import atomic_path, atomic_write_text
 
 MANIFEST = "_astrodet_run.json"
@@ -74,15 +75,11 @@ class ParquetDataset:
                 manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             except ValueError:
                 raise AstrodetInputError(f"{manifest_path}: unreadable; delete the folder to start again") from None
-            if manifest.get("key") != key:
-                raise AstrodetInputError(
-                    f"--resume: {self.folder} was made by a run with another model, inputs or options; rerun with "
-                    "the same ones, or delete the folder to start again"
-                )
+            created = resumed_run_created(self.folder, manifest, key)
             for stale in self.folder.glob(".part-*.tmp"):  # staged by a killed run, never renamed
                 stale.unlink()
             (self.folder / COMMON_METADATA).unlink(missing_ok=True)  # written again when every part is there
-            return str(manifest["created"])
+            return created
         self.folder.mkdir(parents=True, exist_ok=True)
         record = {"key": key, "created": created, "inputs": sum(map(len, self.parts)), "parts": len(self.parts)}
         atomic_write_text(manifest_path, json.dumps(record, indent=1) + "\n")

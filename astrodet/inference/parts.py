@@ -37,6 +37,17 @@ def run_key(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
+def resumed_run_created(folder: Path, manifest: dict[str, Any], key: str) -> str:
+    """The creation time of the run ``manifest`` records, once its key is ``key``: a resume with another model, inputs
+    or options is refused (the chunk folder of one catalogue and the Parquet dataset of ``--parquet-dataset`` alike)."""
+    if manifest.get("key") != key:
+        raise AstrodetInputError(
+            f"--resume: {folder} was made by a run with another model, inputs or options; rerun with the same ones, "
+            "or delete the folder to start again"
+        )
+    return str(manifest["created"])
+
+
 class PartsFolder:
     """``<out>.parts/``: the manifest and one ``chunk-NNNNNN.json`` per finished chunk."""
 
@@ -57,12 +68,7 @@ class PartsFolder:
             except (OSError, ValueError):
                 manifest = None
             if manifest is not None:
-                if manifest.get("key") != key:
-                    raise AstrodetInputError(
-                        f"--resume: {self.folder} was made by a run with another model, inputs or options; rerun "
-                        "with the same ones, or delete the folder to start again"
-                    )
-                return str(manifest["created"])
+                return resumed_run_created(self.folder, manifest, key)
             self.remove()  # no readable manifest: nothing here can be trusted to belong to this run
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(manifest_path, json.dumps({"key": key, "created": created}, indent=1) + "\n")
