@@ -11,7 +11,10 @@ the encoder checkpoint key of the config's backbone (``MODEL.ZOOBOT.CHECKPOINT``
 one run, ``--checkpoint`` for the other. Then the side-by-side table of both reports' headline metrics is printed
 and written to OUTPUT/comparison.md and comparison.json (astrodet.evaluation.comparison). ``--eval-period N``
 evaluates every N iterations (``TEST.EVAL_PERIOD``) and adds, for a detector, the first iteration at which
-completeness and purity both reach 0.8 (``--target``).
+completeness and purity both reach 0.8 (``--target``). ``--pretrained-norm`` sets the pretrained run's encoder
+norm layers (e.g. ``frozen_bn``: keep the BatchNorm statistics the encoder was pretrained with, while the random run
+keeps the config's norm, GroupNorm in the main job, which trains from scratch at small batches): the way each start
+is used in practice, recorded in the comparison's settings.
 
 Rerunning the same command resumes: a finished run (its report of the final weights is there) is not trained
 again, an interrupted one continues with ``--resume``. OUTPUT/compare_settings.json records what the runs were
@@ -34,6 +37,7 @@ from astrodet.detectron2.config import add_astrodet_config
 from astrodet.errors import AstrodetInputError
 from astrodet.evaluation.comparison import DEFAULT_TARGET, compare_runs, read_mapping, run_finished, write_comparison
 from astrodet.io import atomic_write_json
+from astrodet.models.norms import NORM_KINDS
 from astrodet.runs import previous_run
 
 TRAIN_NET = Path(__file__).resolve().parent / "train_net.py"
@@ -48,6 +52,8 @@ ENCODER_KEYS = {
     "build_deepshadows_backbone": DEEPSHADOWS_KEY,
     "build_deepshadows_fpn_backbone": DEEPSHADOWS_KEY,
 }
+# The norm key beside each encoder checkpoint key (``--pretrained-norm``).
+NORM_KEYS = {TIMM_KEY: "MODEL.ZOOBOT.NORM", DEEPSHADOWS_KEY: "MODEL.DEEPSHADOWS.NORM"}
 RUNS = ("random", "pretrained")
 
 
@@ -95,6 +101,8 @@ def check_setup(args: argparse.Namespace) -> tuple[str, CfgNode]:
         raise AstrodetInputError(
             f"{config}: backbone {backbone} has no encoder checkpoint key in this astrodet ({key} is not a config key)"
         )
+    if args.pretrained_norm is not None and args.pretrained_norm not in NORM_KINDS:
+        raise AstrodetInputError(f"--pretrained-norm {args.pretrained_norm!r}: expected one of {', '.join(NORM_KINDS)}")
     ours = {key, "OUTPUT_DIR", "TEST.EVAL_PERIOD"}
     clash = sorted(ours & set(opt_keys(args.opts)))
     if clash:
@@ -123,6 +131,7 @@ def settings_of(args: argparse.Namespace, key: str) -> dict[str, Any]:
         "checkpoint": str(checkpoint),
         "checkpoint_bytes": checkpoint.stat().st_size,
         "eval_period": args.eval_period,
+        "pretrained_norm": args.pretrained_norm,
     }
 
 
@@ -143,6 +152,14 @@ def check_settings(output: Path, settings: dict[str, Any]) -> None:
         )
 
 
+def run_options(name: str, args: argparse.Namespace, key: str, weights: str) -> list[str]:
+    """The config options of one run: the shared ones, then its own start (and, pretrained, its norm)."""
+    options = [*args.opts, key, weights]
+    if name == "pretrained" and args.pretrained_norm is not None:
+        options += [NORM_KEYS[key], args.pretrained_norm]
+    return options
+
+
 def train(name: str, folder: Path, args: argparse.Namespace, key: str, weights: str) -> None:
     """Train (or resume, or skip) one run with ``tools/train_net.py``; a failed run ends the comparison."""
     if run_finished(folder):
@@ -152,7 +169,7 @@ def train(name: str, folder: Path, args: argparse.Namespace, key: str, weights: 
     command = [sys.executable, str(TRAIN_NET), "--config-file", args.config_file]
     command += ["--resume"] if resume else []
     command += ["--num-gpus", str(args.num_gpus)] if args.num_gpus > 1 else []
-    command += [*args.opts, key, weights, "OUTPUT_DIR", str(folder)]
+    command += [*run_options(name, args, key, weights), "OUTPUT_DIR", str(folder)]
     command += ["TEST.EVAL_PERIOD", str(args.eval_period)] if args.eval_period else []
     what = "resuming" if resume else "training"
     print(f"compare_backbones: {name}: {what} into {folder}: {' '.join(command[1:])}", flush=True)
@@ -173,6 +190,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--target", type=float, default=DEFAULT_TARGET, help="completeness and purity to reach (default 0.8)"
     )
     parser.add_argument("--num-gpus", type=int, default=1, help="processes per run, as tools/train_net.py")
+    parser.add_argument(
+        "--pretrained-norm",
+        metavar="NORM",
+        help=f"the pretrained run's encoder norm ({', '.join(NORM_KINDS)}; frozen_bn keeps the pretraining's "
+        "BatchNorm statistics); default: the config's, in both runs",
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config options for both runs: KEY VALUE ...")
     args = parser.parse_args(argv)
     if args.eval_period < 0:

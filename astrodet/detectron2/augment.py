@@ -1,10 +1,14 @@
-"""Training augmentations for sky images: flips and exact 90-degree rotations (the sky has no up or left)."""
+"""Training augmentations for sky images: flips and exact 90-degree rotations (the sky has no up or left), and the
+real-sky degradations (JPEG round trips, coarse pixels: :mod:`astrodet.data.degrade`) that ``ASTRODET.AUG`` can add.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from detectron2.config import CfgNode
 from detectron2.data import transforms as T
+
+from astrodet.data.degrade import DegradationParams, RealSkyDegradation, check_uint8_image
 
 
 class Rot90Transform(T.Transform):
@@ -45,8 +49,69 @@ class RandomRot90(T.Augmentation):
         return Rot90Transform(int(np.random.randint(4)), h, w)  # noqa: NPY002
 
 
+class RealSkyTransform(T.Transform):
+    """Apply one draw of :class:`RealSkyDegradation` to the pixels; photometric, so coordinates stay as they are.
+
+    ``image_format`` is the mapper's ``INPUT.FORMAT``: BGR images are flipped to RGB around the JPEG step, whose
+    chroma subsampling treats the channels differently.
+    """
+
+    def __init__(self, params: DegradationParams, image_format: str) -> None:
+        super().__init__()
+        self.params = params
+        self.image_format = image_format
+
+    def apply_image(self, img: np.ndarray) -> np.ndarray:
+        check_uint8_image(img, f"INPUT.FORMAT {self.image_format} image")
+        if self.image_format == "BGR":
+            return np.ascontiguousarray(RealSkyDegradation.apply(img[:, :, ::-1], self.params)[:, :, ::-1])
+        return RealSkyDegradation.apply(img, self.params)
+
+    def apply_coords(self, coords: np.ndarray) -> np.ndarray:
+        return coords
+
+    def apply_segmentation(self, segmentation: np.ndarray) -> np.ndarray:
+        return segmentation
+
+    def inverse(self) -> T.Transform:
+        return T.NoOpTransform()
+
+
+class RandomRealSky(T.Augmentation):
+    """Draw JPEG quality and pixel coarsening per image (``ASTRODET.AUG.JPEG_*`` / ``DEGRADE_*``)."""
+
+    FORMATS = ("RGB", "BGR", "L")  # 8-bit formats whose channels the JPEG step can order
+
+    def __init__(self, degradation: RealSkyDegradation, image_format: str) -> None:
+        super().__init__()
+        if image_format not in self.FORMATS:
+            raise ValueError(f"INPUT.FORMAT {image_format!r}: the real-sky augmentations read {self.FORMATS}")
+        self.degradation = degradation
+        self.image_format = image_format
+
+    def get_transform(self, image: np.ndarray) -> T.Transform:
+        check_uint8_image(image, f"INPUT.FORMAT {self.image_format} image")  # a float image is an error, not a skip
+        # detectron2 seeds numpy's global generator per data-loader worker, as for RandomRot90.
+        params = self.degradation.draw(np.random)
+        if params.is_identity:
+            return T.NoOpTransform()
+        return RealSkyTransform(params, self.image_format)
+
+
+def real_sky_degradation(cfg: CfgNode) -> RealSkyDegradation:
+    """``ASTRODET.AUG``'s JPEG and coarse-pixel settings (validated: a bad value is a one-line error)."""
+    aug = cfg.ASTRODET.AUG
+    return RealSkyDegradation(
+        jpeg_prob=float(aug.JPEG_PROB),
+        jpeg_quality=tuple(aug.JPEG_QUALITY),
+        blur_prob=float(aug.DEGRADE_PROB),
+        blur_factor=tuple(aug.DEGRADE_FACTOR),
+    )
+
+
 def sky_augmentations(cfg: CfgNode) -> list[T.Augmentation]:
-    """The orientation augmentations ``cfg.ASTRODET.AUG`` switches on, shared by detection and classification."""
+    """The training augmentations ``cfg.ASTRODET.AUG`` switches on, shared by detection and classification:
+    orientation, then (when their probabilities are above 0) the real-sky degradations of 8-bit images."""
     augs: list[T.Augmentation] = []
     if cfg.ASTRODET.AUG.HFLIP:
         augs.append(T.RandomFlip(prob=0.5, horizontal=True, vertical=False))
@@ -54,6 +119,13 @@ def sky_augmentations(cfg: CfgNode) -> list[T.Augmentation]:
         augs.append(T.RandomFlip(prob=0.5, horizontal=False, vertical=True))
     if cfg.ASTRODET.AUG.ROT90:
         augs.append(RandomRot90())
+    degradation = real_sky_degradation(cfg)
+    if degradation.enabled:
+        if cfg.ASTRODET.IMAGE_RECIPE.KIND == "float":
+            raise ValueError(
+                "ASTRODET.AUG.JPEG_PROB/DEGRADE_PROB act on 8-bit pictures; IMAGE_RECIPE.KIND 'float' reads FITS"
+            )
+        augs.append(RandomRealSky(degradation, cfg.INPUT.FORMAT))
     return augs
 
 

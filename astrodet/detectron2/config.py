@@ -50,6 +50,15 @@ def add_astrodet_config(cfg: CN) -> CN:
     cfg.ASTRODET.AUG.HFLIP = True
     cfg.ASTRODET.AUG.VFLIP = True
     cfg.ASTRODET.AUG.ROT90 = True
+    # Real-sky degradations of 8-bit training images (astrodet.data.degrade; docs/real_sky.md): real SDSS cutouts
+    # are JPEGs (quality 75, 4:2:0) and often coarse pixels enlarged 2-9x, the simulated PNGs neither. Per image,
+    # with probability JPEG_PROB a JPEG round trip at an integer quality uniform in JPEG_QUALITY (low, high); with
+    # probability DEGRADE_PROB pixels coarser by a factor uniform in DEGRADE_FACTOR (area average, then bilinear
+    # back). Training only; 0 = off, so existing configs see the same pixels.
+    cfg.ASTRODET.AUG.JPEG_PROB = 0.0
+    cfg.ASTRODET.AUG.JPEG_QUALITY = (60, 95)
+    cfg.ASTRODET.AUG.DEGRADE_PROB = 0.0
+    cfg.ASTRODET.AUG.DEGRADE_FACTOR = (1.0, 4.0)
 
     cfg.ASTRODET.SOLVER = CN()
     # "SGD" (detectron2's own), "ADAMW" or "ADAM" (Popp et al. 2024 used Adam, lr 1e-4, weight decay 5e-5); for

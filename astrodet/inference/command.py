@@ -19,6 +19,7 @@ from astrodet.inference.plot import DEFAULT_PLOT_MAX
 from astrodet.inference.postprocess import MATCH_METRICS, MERGE_MODES, PostProcessing
 from astrodet.inference.precision import PRECISIONS
 from astrodet.inference.runner import PredictOptions, run_predict
+from astrodet.inference.scale_match import default_training_psf_px
 from astrodet.inference.tiling import DEFAULT_OVERLAP
 
 
@@ -58,6 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     frames.add_argument("--tile-size", type=int, help="tile side for large frames (default: the model's input size)")
     frames.add_argument("--tile-overlap", type=float, default=DEFAULT_OVERLAP, help="tile overlap, fraction of a side")
     frames.add_argument("--crop", type=int, metavar="N", help="predict only the central N x N pixels of each input")
+    frames.add_argument(
+        "--match-psf",
+        nargs="?",
+        const="default",
+        metavar="PX",
+        help="crop each input so its PSF spans PX model-input pixels, as in training (default: the embedded "
+        "simulated set's median); needs --meta columns pixel_scale and psf_fwhm (arcsec); docs/real_sky.md",
+    )
     frames.add_argument("--bands", nargs="+", help="band names of per-band FITS files (default: the model's bands)")
     frames.add_argument("--cube-bands", nargs="+", help="band of each plane of FITS cubes, in plane order")
     frames.add_argument("--zeropoint", type=float, help="AB zero point of FITS data (overrides the header)")
@@ -97,6 +106,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _match_psf(value: str | None) -> float | None:
+    """``--match-psf``'s PSF FWHM in model-input pixels: the number given, or the default training set's median."""
+    if value is None:
+        return None
+    if value == "default":
+        return default_training_psf_px()
+    try:
+        return float(value)
+    except ValueError:
+        raise AstrodetInputError(f"--match-psf: expected a number of pixels, got {value!r}") from None
+
+
 def options_from_args(args: argparse.Namespace) -> PredictOptions:
     if args.plot_max is not None and args.plot is None:
         raise AstrodetInputError("--plot-max: only with --plot DIR")
@@ -126,6 +147,7 @@ def options_from_args(args: argparse.Namespace) -> PredictOptions:
         tile_size=args.tile_size,
         tile_overlap=args.tile_overlap,
         crop=args.crop,
+        match_psf=_match_psf(args.match_psf),
         bands=tuple(args.bands) if args.bands else None,
         cube_bands=tuple(args.cube_bands) if args.cube_bands else None,
         zeropoint=args.zeropoint,

@@ -20,6 +20,7 @@ ALL_NAN = "all_nan"  # a FITS band holds no finite pixel
 WRONG_BAND_COUNT = "wrong_band_count"  # fewer or more bands than the model's recipe renders
 RECIPE_MISMATCH = "recipe_mismatch"  # pixels the model's training recipe cannot reproduce (mode, units, bands)
 BAND_MISMATCH = "band_mismatch"  # the files of one per-band group differ in shape
+NO_PSF_SCALE = "no_psf_scale"  # --match-psf cannot size this input's crop (no pixel scale or PSF, or too coarse)
 
 REJECT_COLUMNS = ("file", "reason", "message")
 

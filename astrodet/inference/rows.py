@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from astrodet.data.wholeimage import centre_crop_box
+from astrodet.errors import AstrodetInputError
 from astrodet.inference import catalogue as cat
 from astrodet.inference.images import LoadedImage, load_fits, load_picture
 from astrodet.inference.model import Detections, ImageRecipe
 from astrodet.inference.photometry import measure
 from astrodet.inference.plot import plot_detections
 from astrodet.inference.postprocess import postprocess
-from astrodet.inference.rejects import InputRejected
+from astrodet.inference.rejects import NO_PSF_SCALE, InputRejected
+from astrodet.inference.scale_match import CropTooSmall, plan_crop
 from astrodet.inference.sky import box_size_arcsec
 from astrodet.inference.sources import InputUnit
 from astrodet.inference.tiling import Tile, make_tiles, stitch, tile_views
@@ -77,6 +79,8 @@ class InputPreparer:
     def __init__(self, options: PredictOptions, recipe: ImageRecipe, task: str, tile: int | None) -> None:
         self.options, self.recipe, self.task, self.tile = options, recipe, task, tile
         self.bands = tuple(options.bands or recipe.bands)
+        if options.match_psf is not None and (task != "detection" or tile is None):
+            raise AstrodetInputError("--match-psf: needs a detector trained at a fixed input size (INPUT.*_SIZE_TEST)")
 
     def load(self, unit: InputUnit) -> LoadedImage:
         if unit.kind == "picture":
@@ -89,15 +93,30 @@ class InputPreparer:
         image = self.load(unit)
         if self.task != "detection":
             return Prepared(index, unit, image, views=[image.pixels])
-        left, top, window = self._window(image.pixels)
-        tiles = make_tiles(window.shape[0], window.shape[1], self.tile, self.options.tile_overlap)
+        left, top, window = self._window(image.pixels, self._crop_side(unit, image.pixels.shape))
+        # --match-psf: the crop goes whole to the model, whose resize to its input side sets the scale
+        tile = None if self.options.match_psf is not None else self.tile
+        tiles = make_tiles(window.shape[0], window.shape[1], tile, self.options.tile_overlap)
         return Prepared(index, unit, image, (left, top), window, tiles, tile_views(window, tiles))
 
-    def _window(self, pixels: np.ndarray) -> tuple[int, int, np.ndarray]:
+    def _crop_side(self, unit: InputUnit, shape: tuple[int, ...]) -> int | None:
+        """``--crop``, or with ``--match-psf`` the side that gives this input's PSF the training size."""
+        target = self.options.match_psf
+        if target is None:
+            return self.options.crop
+        sky = unit.sky
+        if sky is None or sky.pixel_scale is None or sky.psf_fwhm is None:
+            raise InputRejected(NO_PSF_SCALE, "--match-psf needs this image's pixel_scale and psf_fwhm (--meta)")
+        try:
+            return plan_crop(shape[1], shape[0], sky.pixel_scale, sky.psf_fwhm, target, int(self.tile or 0)).side
+        except CropTooSmall as err:
+            raise InputRejected(NO_PSF_SCALE, str(err)) from None
+
+    @staticmethod
+    def _window(pixels: np.ndarray, size: int | None) -> tuple[int, int, np.ndarray]:
         height, width = pixels.shape[:2]
-        if self.options.crop is None or (height <= self.options.crop and width <= self.options.crop):
+        if size is None or (height <= size and width <= size):
             return 0, 0, pixels
-        size = self.options.crop
         left, top, right, bottom = centre_crop_box(width, height, min(size, width, height))
         return left, top, pixels[top:bottom, left:right]
 

@@ -47,6 +47,7 @@ class PredictOptions:
     tile_size: int | None = None  # None: the model's input size
     tile_overlap: float = DEFAULT_OVERLAP
     crop: int | None = None
+    match_psf: float | None = None  # training PSF FWHM in model-input px: crop each input to match it (scale_match)
     bands: Sequence[str] | None = None  # band names of per-band FITS files; default: the recipe's
     cube_bands: Sequence[str] | None = None
     zeropoint: float | None = None
@@ -70,6 +71,11 @@ class PredictOptions:
             raise AstrodetInputError(f"--tile-overlap: expected a fraction in [0, 0.5), got {self.tile_overlap}")
         if self.crop is not None and self.crop < 16:
             raise AstrodetInputError(f"--crop: expected at least 16 px, got {self.crop}")
+        if self.match_psf is not None:
+            if not self.match_psf > 0:
+                raise AstrodetInputError(f"--match-psf: expected a PSF FWHM > 0 px, got {self.match_psf}")
+            if self.crop is not None or self.tile_size is not None:
+                raise AstrodetInputError("--match-psf: not with --crop or --tile-size (it chooses each input's crop)")
         if self.aperture is not None and self.aperture <= 0:
             raise AstrodetInputError(f"--aperture: expected a radius > 0 px, got {self.aperture}")
         self._check_out()
@@ -134,7 +140,7 @@ class PredictSummary:
 
 def run_settings(options: PredictOptions, model: Any, plan: RunPlan) -> dict:
     """What decides the output (the resume key); batch size and progress do not."""
-    return {
+    settings = {
         "config": os.path.realpath(options.config) if options.config else "",
         "weights_sha256": plan.weights_sha256,
         "task": plan.task,
@@ -151,6 +157,9 @@ def run_settings(options: PredictOptions, model: Any, plan: RunPlan) -> dict:
         "aperture": options.aperture,
         "precision": options.precision,
     }
+    if options.match_psf is not None:  # only when used, so runs started before the option existed still resume
+        settings["match_psf"] = options.match_psf
+    return settings
 
 
 @dataclass(frozen=True)
@@ -261,6 +270,7 @@ def run_meta(
         "tile_size": predictor.tile,
         "tile_overlap": options.tile_overlap,
         "crop": options.crop,
+        "match_psf": options.match_psf,
         "precision": options.precision,
         "engine": engine,
         "inputs": len(plan.units),

@@ -33,11 +33,13 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 
 @dataclass(frozen=True)
 class SkyHint:
-    """Where an image's centre is on the sky and its pixel scale, from ``--meta`` or a COCO file."""
+    """Where an image's centre is on the sky, its pixel scale and PSF FWHM (arcsec, for ``--match-psf``), from
+    ``--meta`` or a COCO file."""
 
     ra: float
     dec: float
     pixel_scale: float | None
+    psf_fwhm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ _META_ALIASES = {
     "ra": ("ra", "ra_deg", "raj2000", "ra_icrs"),
     "dec": ("dec", "dec_deg", "dej2000", "dec_icrs"),
     "pixel_scale": ("pixel_scale", "pixel_scale_arcsec", "pixscale", "arcsec_per_pixel"),
+    "psf_fwhm": ("psf_fwhm", "psf_fwhm_arcsec", "seeing"),
 }
 
 
@@ -102,6 +105,7 @@ def read_meta(path: str | os.PathLike[str]) -> MetaTable:
             _meta_number(row, columns["ra"], table_path, number, 0.0, 360.0),
             _meta_number(row, columns["dec"], table_path, number, -90.0, 90.0),
             _meta_scale(row, columns["pixel_scale"], table_path, number),
+            _meta_scale(row, columns["psf_fwhm"], table_path, number, "PSF FWHM"),
         )
         meta.by_path[os.path.realpath(table_path.parent / str(name))] = hint
         base = os.path.basename(str(name))
@@ -121,12 +125,12 @@ def _meta_number(row: dict, column: str | None, path: Path, number: int, low: fl
     return number_value
 
 
-def _meta_scale(row: dict, column: str | None, path: Path, number: int) -> float | None:
+def _meta_scale(row: dict, column: str | None, path: Path, number: int, what: str = "pixel scale") -> float | None:
     if column is None or row.get(column) is None:
         return None
     value = _meta_number(row, column, path, number, 0.0, float("inf"))
     if value <= 0:
-        raise AstrodetInputError(f"--meta {path}: row {number}, column {column}: pixel scale must be > 0")
+        raise AstrodetInputError(f"--meta {path}: row {number}, column {column}: {what} must be > 0")
     return value
 
 
@@ -209,7 +213,8 @@ def _coco_units(path: str, meta: MetaTable | None) -> list[InputUnit]:
         file = str(image_path)
         sky = None
         if record.get("ra") is not None and record.get("dec") is not None:
-            sky = SkyHint(float(record["ra"]), float(record["dec"]), _positive(record.get("pixel_scale")))
+            scale, psf = _positive(record.get("pixel_scale")), _positive(record.get("psf_fwhm"))
+            sky = SkyHint(float(record["ra"]), float(record["dec"]), scale, psf)
         elif meta is not None:
             sky = meta.lookup(file)
         kind = "fits" if _is_fits(file) else "picture"

@@ -23,7 +23,7 @@ from astrodet.mmdet.classification import AstroImageClassifier
 from astrodet.mmdet.datasets import AstroClassificationDataset, AstroCocoDataset
 from astrodet.mmdet.hooks import AstroReportHook
 from astrodet.mmdet.metrics import AstroClassificationMetric, AstroDetectionMetric
-from astrodet.mmdet.transforms import RandomRot90
+from astrodet.mmdet.transforms import RandomRot90, RealSkyDegrade
 
 __all__ = [
     "AstroClassificationDataset",
@@ -33,6 +33,7 @@ __all__ = [
     "AstroImageClassifier",
     "AstroReportHook",
     "RandomRot90",
+    "RealSkyDegrade",
     "backbones",
     "classification",
     "compat",

@@ -8,6 +8,9 @@ mmdet's own ``RandomFlip(prob=[0.25, 0.25, 0.25], direction=['horizontal', 'vert
 distribution as Detectron2's two independent 0.5 flips) followed by this transform; together they are uniform over
 the eight symmetries of the square.
 
+``RealSkyDegrade``: the real-sky degradations of :mod:`astrodet.data.degrade` (JPEG round trips, coarse pixels),
+the same core calls as Detectron2's ``ASTRODET.AUG.JPEG_*`` / ``DEGRADE_*``; photometric, boxes untouched.
+
 Classification (``AstroImageClassifier``): ``LoadCutout`` (PNG/JPEG/.npy/FITS), ``CutoutResize`` (centre crop +
 square resize, the geometry the Detectron2 mapper applies), ``CutoutFlipRot`` (flips and quarter turns),
 ``PackClsInputs``.
@@ -28,6 +31,7 @@ from mmdet.registry import TRANSFORMS
 from mmdet.structures.mask import BitmapMasks
 from mmengine.structures import BaseDataElement
 
+from astrodet.data.degrade import DegradationParams, RealSkyDegradation, check_uint8_image
 from astrodet.data.normalise import read_record
 from astrodet.data.wholeimage import crop_and_resize, load_cutout
 from astrodet.inference.model import ImageRecipe
@@ -93,6 +97,54 @@ class RandomRot90(BaseTransform):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(prob={self.prob})"
+
+
+@TRANSFORMS.register_module()
+class RealSkyDegrade(BaseTransform):
+    """JPEG round trip and coarser pixels, each with its probability: real SDSS cutouts are 8-bit JPEGs and often
+    coarse pixels enlarged (docs/real_sky.md), the simulated PNGs neither.
+
+    Required keys: ``img`` ((H, W, C) uint8; a float image is refused). Modified key: ``img``. Added key:
+    ``real_sky`` (the :class:`DegradationParams` drawn). ``channel_order`` is the loader's: ``'bgr'`` for mmcv's
+    ``LoadImageFromFile`` default, so the JPEG step (whose chroma subsampling is not channel-symmetric) sees RGB.
+
+    Args:
+        jpeg_prob, jpeg_quality, blur_prob, blur_factor: as :class:`astrodet.data.degrade.RealSkyDegradation`.
+        channel_order: ``'bgr'`` or ``'rgb'`` (``'rgb'`` also covers one-channel greyscale images).
+    """
+
+    def __init__(
+        self,
+        jpeg_prob: float = 0.0,
+        jpeg_quality: tuple[int, int] = (60, 95),
+        blur_prob: float = 0.0,
+        blur_factor: tuple[float, float] = (1.0, 4.0),
+        channel_order: str = "bgr",
+    ) -> None:
+        if channel_order not in ("bgr", "rgb"):
+            raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+        self.degradation = RealSkyDegradation(jpeg_prob, tuple(jpeg_quality), blur_prob, tuple(blur_factor))
+        self.channel_order = channel_order
+
+    @cache_randomness
+    def _draw(self) -> DegradationParams:
+        # mmengine seeds numpy's global generator per data-loader worker, as for RandomRot90.
+        return self.degradation.draw(np.random)
+
+    def transform(self, results: dict) -> dict:
+        image = results["img"]
+        check_uint8_image(image, f"{results.get('img_path', 'image')} (RealSkyDegrade)")
+        params = self._draw()
+        results["real_sky"] = params
+        if self.channel_order == "bgr":
+            degraded = RealSkyDegradation.apply(image[:, :, ::-1], params)[:, :, ::-1]
+        else:
+            degraded = RealSkyDegradation.apply(image, params)
+        results["img"] = np.ascontiguousarray(degraded)
+        return results
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.degradation}, channel_order={self.channel_order!r})"
 
 
 @TRANSFORMS.register_module()

@@ -104,6 +104,7 @@ def test_both_runs_train_then_a_rerun_skips_the_finished_and_resumes_the_unfinis
         (QUICK, ["MODEL.WEIGHTS", "model.pth"], "encoder.pth", r"MODEL.WEIGHTS is 'model.pth': both runs would start"),
         (QUICK, ["MODEL.ZOOBOT.CHECKPOINT", "x.pth"], "encoder.pth", r"MODEL.ZOOBOT.CHECKPOINT: compare_backbones.py"),
         (QUICK, ["SEED", "-1"], "encoder.pth", r"SEED -1 draws a seed per run"),
+        (QUICK, ["--pretrained-norm", "batch"], "encoder.pth", r"--pretrained-norm 'batch': expected one of model, "),
     ],
 )
 def test_inputs_that_would_spoil_the_comparison_are_refused_before_training(
@@ -125,3 +126,35 @@ def test_inputs_that_would_spoil_the_comparison_are_refused_before_training(
     assert err.startswith("compare_backbones.py: error: ") and len(err.splitlines()) == 1
     assert re.search(message, err), err
     assert not (tmp_path / "cmp").exists()  # nothing trained, nothing recorded
+
+
+def test_the_pretrained_norm_changes_the_pretrained_run_only_and_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "encoder.pth").write_bytes(b"weights")
+    tool = _tool()
+    commands: dict[str, list[str]] = {}
+
+    def fake_run(command: list[str], check: bool) -> subprocess.CompletedProcess:
+        commands[Path(command[command.index("OUTPUT_DIR") + 1]).name] = command
+        return subprocess.CompletedProcess(command, 1)  # as if the run failed: the comparison stops there
+
+    monkeypatch.setattr(tool.subprocess, "run", fake_run)
+    argv = ["--config-file", str(QUICK), "--checkpoint", "encoder.pth", "--output-dir", "cmp"]
+    with pytest.raises(SystemExit):
+        tool.main([*argv, "--pretrained-norm", "frozen_bn", "SOLVER.MAX_ITER", "2"])
+    assert "MODEL.ZOOBOT.NORM" not in commands["random"] and "SOLVER.MAX_ITER" in commands["random"]
+    # The first call stopped at the random run; make it look finished to reach the pretrained one.
+    monkeypatch.setattr(tool, "run_finished", lambda folder: folder.name == "random")
+    with pytest.raises(SystemExit):
+        tool.main([*argv, "--pretrained-norm", "frozen_bn", "SOLVER.MAX_ITER", "2"])
+    pretrained = commands["pretrained"]
+    assert pretrained[pretrained.index("MODEL.ZOOBOT.NORM") + 1] == "frozen_bn"
+    assert pretrained[pretrained.index("MODEL.ZOOBOT.CHECKPOINT") + 1] == str((tmp_path / "encoder.pth").resolve())
+    settings = json.loads((tmp_path / "cmp" / "compare_settings.json").read_text())
+    assert settings["pretrained_norm"] == "frozen_bn"
+    with pytest.raises(SystemExit) as refused:
+        tool.main([*argv, "--pretrained-norm", "gn", "SOLVER.MAX_ITER", "2"])
+    assert refused.value.code == 2
+    assert "pretrained_norm: 'frozen_bn' then, 'gn' now" in capsys.readouterr().err
