@@ -71,6 +71,7 @@ class SimulatedRecipe:
     seed: int
     write_fits: bool = False  # the detector reads PNGs; FITS files cost time and disk here
     description: str = ""
+    population: str = "clump_scout"  # astrodet.data.simulation.population: which clumps are labelled
 
     task: ClassVar[str] = "detection"
     categories: ClassVar[tuple[str, ...]] = CATEGORIES
@@ -85,6 +86,8 @@ class SimulatedRecipe:
             "seed": self.seed,
             "write_fits": self.write_fits,
         }
+        if self.population != "clump_scout":  # the default sets' keys stay what they were
+            recipe["population"] = self.population
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
 
     def split_file(self, split: str) -> str:
@@ -105,6 +108,8 @@ class SimulatedRecipe:
         # In place: build_once publishes the whole dataset folder (READY.json last), and the COCO files record the
         # paths of the simulation they were made from, which a second, inner switch would turn into hidden ones.
         options = {"progress": progress, "write_fits": self.write_fits, "atomic": False, **simulator_options}
+        if self.population != "clump_scout":
+            options["source_population"] = self.population
         simulate_dataset(sim, self.n_galaxies, self.seed, **options)
         summary = convert_clumpscout(
             sim / "boxes.csv",
@@ -180,6 +185,16 @@ SIMULATED: dict[str, SimulatedRecipe] = {
     "default": SimulatedRecipe("default", 3000, 2024, description="3,000 simulated clumpy galaxies (the main job)"),
     # Small enough for tests and quick schedules (seconds to generate).
     "tiny": SimulatedRecipe("tiny", 60, 7, description="60 simulated clumpy galaxies, for tests and quick schedules"),
+    # The default's galaxies with the real-sky source population: fainter, broader labelled clumps, unlabelled
+    # nuclei, brighter discs (docs/real_sky.md, "A simulator for real sky"); and a tiny one for tests.
+    "faint": SimulatedRecipe(
+        "faint", 3000, 2024, population="faint",
+        description="the default's 3,000 galaxies with faint, broad clumps and unlabelled nuclei (real sky)",
+    ),
+    "tiny_faint": SimulatedRecipe(
+        "tiny_faint", 60, 7, population="faint",
+        description="the tiny set's 60 galaxies with the real-sky population, for tests",
+    ),
     # Their FITS form (same galaxies, split and boxes): float32 u, g, r, i, z cubes of the crop, for multi-band models.
     "default_fits": SimulatedFitsRecipe(
         "default_fits", 3000, 2024, description="the default's 3,000 galaxies as 5-band (ugriz) float32 FITS cubes"

@@ -25,7 +25,8 @@ from astrodet.data.imaging import write_png
 from astrodet.data.outputs import OutputUnit
 from astrodet.data.simulation.galaxy import BOX_SIDE_PER_FWHM, NEGATIVE_FRACTION, Galaxy
 from astrodet.data.simulation.optics import BANDS, CROP_OFFSET, EXTRA_BANDS, FRAME, SDSS_BANDS, SDSS_PIXEL
-from astrodet.data.simulation.sources import DISK_MIN_SNR, FAINT_MAX_FRACTION, LABEL_MARGIN, MIN_CONTRAST, MIN_SNR
+from astrodet.data.simulation.population import DEFAULT_POPULATION, POPULATIONS, population
+from astrodet.data.simulation.sources import DISK_MIN_SNR, FAINT_MAX_FRACTION, LABEL_MARGIN
 from astrodet.data.simulation.writers import (
     BOXES_COLUMNS,
     CLUMP_COLUMNS,
@@ -67,11 +68,15 @@ class SimulationSummary:
 
 
 def simulate_galaxy(
-    seed: int, index: int, negative_fraction: float = NEGATIVE_FRACTION, bands: Sequence[str] = BANDS
+    seed: int,
+    index: int,
+    negative_fraction: float = NEGATIVE_FRACTION,
+    bands: Sequence[str] = BANDS,
+    source_population: str = DEFAULT_POPULATION,
 ) -> dict[str, Any]:
     """Render galaxy ``index`` of dataset ``seed`` in memory (no files): native ``images`` per band, ``png`` array,
     and its ``galaxy`` / ``boxes`` / ``clumps`` rows. For inspection, tests and custom writers."""
-    galaxy = Galaxy(seed, index, negative_fraction, band_tuple(bands))
+    galaxy = Galaxy(seed, index, negative_fraction, band_tuple(bands), population(source_population))
     noisy, labelled, row = galaxy.render()
     boxes, clumps = source_rows(galaxy, labelled, row)
     return {"images": noisy, "png": png_image(galaxy, noisy), "galaxy": row, "boxes": boxes, "clumps": clumps}
@@ -88,6 +93,7 @@ class _Plan:
     cutout_fits: bool
     crop_cubes: bool
     bands: tuple[str, ...]
+    population: str = DEFAULT_POPULATION
 
 
 def _simulate_chunk(task: tuple[_Plan, list[int], str]) -> list[tuple[dict, list[dict], list[dict]]]:
@@ -96,7 +102,7 @@ def _simulate_chunk(task: tuple[_Plan, list[int], str]) -> list[tuple[dict, list
     out = Path(folder)
     results = []
     for index in indices:
-        galaxy = Galaxy(plan.seed, index, plan.negative_fraction, plan.bands)
+        galaxy = Galaxy(plan.seed, index, plan.negative_fraction, plan.bands, plan.population)
         noisy, labelled, row = galaxy.render()
         sb = cutout_surface_brightness(galaxy, noisy)
         write_png(out / row["filename"], png_image(galaxy, noisy, sb))
@@ -158,6 +164,7 @@ def simulate_dataset(
     bands: str | Sequence[str] = BANDS,
     write_crop_cubes: bool = False,
     atomic: bool = True,
+    source_population: str = DEFAULT_POPULATION,
 ) -> SimulationSummary:
     """Write ``n`` simulated clumpy galaxies (PNG, FITS, boxes/clumps/galaxies CSV) into ``out_dir``.
 
@@ -170,6 +177,8 @@ def simulate_dataset(
     (``flux_u``, ``mag_u``, ...) are added, while every g, r, i pixel, the PNGs and the boxes stay the bytes of a
     g, r, i run. ``write_crop_cubes`` writes ``fits_crop/<local_id>.fits``: the 200x200 training crop of every
     band as one float32 cube (``BAND1..BANDC``, ``BUNIT``, WCS; FITS row order).
+    ``source_population`` picks which clumps are drawn and labelled and how the colour image is stretched
+    (:mod:`astrodet.data.simulation.population`; ``faint`` is the real-sky one; the default keeps its bytes).
 
     The folder is published as one unit (:class:`astrodet.data.outputs.OutputUnit`): the run writes a hidden
     sibling and switches ``out_dir`` to it with one rename, so a reader, or a rerun killed at any moment, sees the
@@ -183,7 +192,7 @@ def simulate_dataset(
     _check_arguments(visible, n, seed, workers, negative_fraction)
     plan = _Plan(
         int(n), int(seed), bool(write_fits), float(negative_fraction), bool(write_cutout_fits),
-        bool(write_crop_cubes), band_tuple(bands),
+        bool(write_crop_cubes), band_tuple(bands), population(source_population).name,
     )  # fmt: skip
     n_workers = min(int(workers) if workers is not None else max(1, os.cpu_count() or 1), plan.n)
     if not atomic:
@@ -277,8 +286,8 @@ def _config(plan: _Plan) -> dict[str, Any]:
         "crop_offset_px": CROP_OFFSET,
         "bands": list(plan.bands),
         "native_pixel_arcsec": SDSS_PIXEL,
-        "min_contrast": MIN_CONTRAST,
-        "min_snr": MIN_SNR,
+        "min_contrast": population(plan.population).min_contrast,
+        "min_snr": population(plan.population).min_snr,
         "disk_min_snr": DISK_MIN_SNR,
         "label_margin": LABEL_MARGIN,
         "faint_max_fraction": FAINT_MAX_FRACTION,
@@ -286,6 +295,8 @@ def _config(plan: _Plan) -> dict[str, Any]:
         "units": {"fits": "nanomaggy per 0.396 arcsec pixel", "png": "Lupton asinh of nanomaggy/arcsec^2 (i,r,g)"},
         "calibration": "clump counts and box sides from Galaxy Zoo: Clump Scout boxes (Popp et al. 2024), train split",
     }
+    if plan.population != DEFAULT_POPULATION:  # only when asked, so that default datasets keep their bytes
+        config["population"] = population(plan.population).config()
     if plan.cutout_fits:  # only when asked, so that datasets made without it keep their bytes
         config["write_cutout_fits"] = True
         config["units"]["fits_cutout"] = "nanomaggy/arcsec^2 on the PNG's grid, rows flipped to FITS order"
@@ -321,6 +332,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"also write {CROP_CUBES_DIR}/<id>.fits: the 200x200 training crop of every band as one float32 cube",
     )
+    parser.add_argument(
+        "--population",
+        default=DEFAULT_POPULATION,
+        choices=tuple(POPULATIONS),
+        help="which clumps are drawn and labelled, and the colour stretch: clump_scout (default: Clump Scout's "
+        "volunteers on SDSS cutouts) or faint (fainter, broader clumps, unlabelled nuclei, brighter discs: real sky)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -335,6 +353,7 @@ def run(args: argparse.Namespace) -> int:
         write_cutout_fits=args.cutout_fits,
         bands=args.bands,
         write_crop_cubes=args.crop_cubes,
+        source_population=args.population,
     )
     print(
         f"simulated {summary.n_galaxies} galaxies into {summary.out_dir}: {summary.n_boxes} boxes "

@@ -39,11 +39,13 @@ from astrodet.data.simulation.optics import (
     sersic_total_per_ie,
     with_u_z,
 )
+from astrodet.data.simulation.population import DEFAULT_POPULATION, POPULATION_STREAM, Population, population
 from astrodet.data.simulation.sources import (
     Source,
     add_background,
     faint_knot,
     field_stars,
+    nucleus,
     place_labelled,
     u_z_colours,
 )
@@ -88,13 +90,26 @@ class Galaxy:
     """One simulated galaxy: draws its parameters, renders the native data of ``bands`` (g, r, i and optionally u,
     z, in wavelength order) and its labelled sources."""
 
-    def __init__(self, seed: int, index: int, negative_fraction: float, bands: tuple[str, ...] = BANDS) -> None:
+    def __init__(
+        self,
+        seed: int,
+        index: int,
+        negative_fraction: float,
+        bands: tuple[str, ...] = BANDS,
+        source_population: str | Population = DEFAULT_POPULATION,
+    ) -> None:
         self.seed = seed
         self.index = index
         self.bands = bands
         self.extra_bands = tuple(b for b in bands if b in EXTRA_BANDS)
         self.rng = np.random.default_rng([seed, index])
         self.u_z_rng = np.random.default_rng([seed, index, U_Z_STREAM])
+        self.population = population(source_population)
+        # the default population draws nothing extra (its datasets keep their bytes); others from their own stream
+        self.population_rng = (
+            None if self.population.is_default else np.random.default_rng([seed, index, POPULATION_STREAM])
+        )
+        self.stretch = self._draw_stretch()
         self.image_id = IMAGE_ID_BASE + index
         self.local_id = 100_000_000_000 + (seed % 90_000) * 10_000_000 + index
         self._draw(negative_fraction)
@@ -152,6 +167,13 @@ class Galaxy:
         self.cy = half + float(rng.uniform(-0.5, 0.5))
         if self.extra_bands:
             self._draw_u_z()
+
+    def _draw_stretch(self) -> float:
+        """The colour image's Lupton stretch: the population's only value, or log-uniform in its range."""
+        low, high = self.population.stretch
+        if self.population_rng is None or low == high:
+            return low
+        return math.exp(float(self.population_rng.uniform(math.log(low), math.log(high))))
 
     def _draw_u_z(self) -> None:
         """Sky, PSF and colours of the u and z bands, from the u/z stream only (always both, so u is the same with
@@ -299,8 +321,9 @@ class Galaxy:
             if source is not None:
                 labelled.append(source)
         faint = [s for s in (faint_knot(self) for _ in range(int(self.rng.poisson(2.0)))) if s is not None]
+        core = nucleus(self)
         model = {b: self.convolved[b].copy() for b in self.bands}
-        for source in labelled + faint:
+        for source in labelled + faint + ([core] if core is not None else []):
             self.add_point(model, source, wide=source.kind == "star")
         for source in field_stars(self):
             self.add_point(model, source, wide=True)

@@ -27,15 +27,17 @@ from astrodet.data.simulation.optics import (
     ellipse_radius,
     mag_to_flux,
 )
+from astrodet.data.simulation.population import DEFAULT_POPULATION, POPULATIONS
 
 if TYPE_CHECKING:
     from astrodet.data.simulation.galaxy import Galaxy
 
 # Labelling rule: a source is visible (and must be labelled) when, in g+r+i, its peak is >= MIN_CONTRAST times the
-# local PSF-convolved galaxy light AND its PSF-weighted S/N is >= MIN_SNR. Labelled sources get a random margin
-# above both; unlabelled knots stay below FAINT_MAX_FRACTION of both, so no source sits near the boundary.
-MIN_CONTRAST = 0.7
-MIN_SNR = 25.0
+# local PSF-convolved galaxy light AND its PSF-weighted S/N is >= MIN_SNR (the default population's floors; another
+# population, astrodet.data.simulation.population, sets its own). Labelled sources get a random margin above both;
+# unlabelled knots stay below FAINT_MAX_FRACTION of both, so no source sits near the boundary.
+MIN_CONTRAST = POPULATIONS[DEFAULT_POPULATION].min_contrast
+MIN_SNR = POPULATIONS[DEFAULT_POPULATION].min_snr
 LABEL_MARGIN = 1.3
 FAINT_MAX_FRACTION = 0.3
 DISK_MIN_SNR = 4.0  # clumps (not stars) only where the smooth galaxy is >= 4 sigma per native pixel
@@ -56,12 +58,14 @@ class Source:
 
 
 def visibility_floor(galaxy: Galaxy, u: float, v: float, intrinsic_fwhm: float) -> tuple[float, float, float, float]:
-    """(flux needed for MIN_CONTRAST, flux needed for MIN_SNR, local light, noise) in g+r+i at (u, v)."""
+    """(flux needed for the contrast floor, flux needed for the S/N floor, local light, noise) in g+r+i at (u, v)."""
     col, row = galaxy.to_native(u, v)
     local = sum(bilinear(galaxy.convolved[b], row, col) for b in BANDS)
     noise = math.sqrt(sum(galaxy.pixel_variance(b, bilinear(galaxy.convolved[b], row, col)) for b in BANDS))
     psf = galaxy.psf["r"].widened(intrinsic_fwhm)
-    return MIN_CONTRAST * max(local, 0.0) / psf.peak(), MIN_SNR * noise * math.sqrt(psf.nea()), local, noise
+    floors = galaxy.population
+    f_contrast = floors.min_contrast * max(local, 0.0) / psf.peak()
+    return f_contrast, floors.min_snr * noise * math.sqrt(psf.nea()), local, noise
 
 
 def _measure(galaxy: Galaxy, source: Source) -> None:
@@ -98,8 +102,9 @@ def u_z_colours(rng: np.random.Generator, kind: str, fluxes: dict[str, float]) -
 
     Star-forming clumps and knots are young and bright in u (Adams et al. 2022 select clumps by their u-band flux);
     stars follow the SDSS stellar locus (Covey et al. 2007: u-g rises with g-r from ~1.1 for F stars to ~2.6 for M
-    dwarfs, i-z ~ half of r-i); red compact sources are red throughout; galaxy light (disks, bulges, background
-    galaxies) follows g-r from the blue cloud (u-g ~1.2, i-z ~0.2 at g-r 0.45) to the red sequence (u-g ~1.9 at 0.85).
+    dwarfs, i-z ~ half of r-i); red compact sources and nuclei are red throughout; galaxy light (disks, bulges,
+    background galaxies) follows g-r from the blue cloud (u-g ~1.2, i-z ~0.2 at g-r 0.45) to the red sequence (u-g
+    ~1.9 at 0.85).
     """
     g_r = -2.5 * math.log10(fluxes["g"] / fluxes["r"])
     r_i = -2.5 * math.log10(fluxes["r"] / fluxes["i"])
@@ -107,7 +112,7 @@ def u_z_colours(rng: np.random.Generator, kind: str, fluxes: dict[str, float]) -
         return float(np.clip(rng.normal(0.75, 0.2), 0.3, 1.2)), float(np.clip(rng.normal(0.0, 0.1), -0.3, 0.25))
     if kind in ("star", "field_star"):
         return min(0.7 + 1.7 * g_r, 2.6) + float(rng.normal(0.0, 0.08)), 0.5 * r_i + float(rng.normal(0.0, 0.04))
-    if kind == "red_compact":
+    if kind in ("red_compact", "nucleus"):
         return float(rng.uniform(1.6, 2.2)), float(rng.uniform(0.25, 0.45))
     if kind == "galaxy":
         u_g = 1.2 + 1.7 * (g_r - 0.45) + float(rng.normal(0.0, 0.1))
@@ -137,7 +142,7 @@ def place_labelled(galaxy: Galaxy, kind: str, placed: list[Source]) -> Source | 
                 phi = float(rng.uniform(0, 2 * math.pi))
             u, v = galaxy.disk_point(radius, phi)
             if kind == "sf_clump":
-                intrinsic = float(rng.uniform(0.0, 0.7)) * galaxy.psf["r"].fwhm
+                intrinsic = float(rng.uniform(*galaxy.population.clump_size)) * galaxy.psf["r"].fwhm
                 g_r = float(min(np.clip(rng.normal(0.1, 0.12), -0.3, 0.3), galaxy.disk_gr - 0.15))
                 r_i = float(np.clip(rng.normal(0.05, 0.12), -0.25, 0.3))
                 margin = LABEL_MARGIN * math.exp(abs(rng.normal(0.0, 0.7)))
@@ -173,12 +178,27 @@ def faint_knot(galaxy: Galaxy) -> Source | None:
     u, v = galaxy.disk_point(radius, float(rng.uniform(0, 2 * math.pi)))
     if not _in_frame(galaxy, u, v, 0.0):
         return None
-    intrinsic = float(rng.uniform(0.0, 0.7)) * galaxy.psf["r"].fwhm
+    intrinsic = float(rng.uniform(*galaxy.population.clump_size)) * galaxy.psf["r"].fwhm
     f_contrast, f_snr, _, _ = visibility_floor(galaxy, u, v, intrinsic)
     total = min(f_contrast, f_snr) * float(rng.uniform(0.1, FAINT_MAX_FRACTION))
     g_r = float(np.clip(rng.normal(0.2, 0.15), -0.3, 0.5))
     fluxes = colour_fluxes(total, g_r, float(rng.normal(0.05, 0.1)))
     return Source("faint_knot", 0, u, v, galaxy.extend_bands(fluxes, "faint_knot"), intrinsic)
+
+
+def nucleus(galaxy: Galaxy) -> Source | None:
+    """An unlabelled compact nucleus at the centre (populations with ``nucleus_fraction``; their own stream):
+    Clump Scout volunteers were asked not to mark the nucleus, and real galaxies have compact, bulge-coloured ones
+    that a smooth Sersic bulge lacks, so the detector must learn that a central point source is not a clump."""
+    rng, floors = galaxy.population_rng, galaxy.population
+    if rng is None or rng.random() >= floors.nucleus_fraction:
+        return None
+    low, high = floors.nucleus_flux
+    fraction = math.exp(float(rng.uniform(math.log(low), math.log(high))))
+    total = fraction * sum(galaxy.bulge_flux[b] for b in BANDS)
+    intrinsic = float(rng.uniform(0.0, 0.3)) * galaxy.psf["r"].fwhm
+    fluxes = colour_fluxes(total, galaxy.bulge_gr, galaxy.bulge_ri)
+    return Source("nucleus", 0, 0.0, 0.0, galaxy.extend_bands(fluxes, "nucleus"), intrinsic)
 
 
 def add_background(galaxy: Galaxy, images: dict[str, np.ndarray]) -> tuple[int, bool]:

@@ -64,7 +64,7 @@ def cutout_surface_brightness(galaxy: Galaxy, noisy: dict[str, np.ndarray]) -> d
 def png_image(galaxy: Galaxy, noisy: dict[str, np.ndarray], sb: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Colour the 400x400 cutout (north up) like an SDSS cutout; ``sb``: its surface brightness if already made."""
     sb = sb if sb is not None else cutout_surface_brightness(galaxy, noisy)
-    return lupton_rgb(sb["g"], sb["r"], sb["i"])
+    return lupton_rgb(sb["g"], sb["r"], sb["i"], stretch=galaxy.stretch, q=galaxy.population.display_q)
 
 
 def write_cutout_fits(galaxy: Galaxy, sb: dict[str, np.ndarray], fits_dir: Path) -> None:
