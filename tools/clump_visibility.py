@@ -37,7 +37,6 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 from astrodet import cli  # noqa: E402
 from astrodet.data import catalogue  # noqa: E402
-from astrodet.data.wholeimage import centre_crop_box  # noqa: E402
 from astrodet.errors import AstrodetInputError  # noqa: E402
 from astrodet.evaluation.markdown import table  # noqa: E402
 from astrodet.evaluation.plots import ImagePanel, plot_image_grid  # noqa: E402
@@ -46,10 +45,11 @@ from astrodet.evaluation.visibility import (  # noqa: E402
     STATISTICS,
     clump_statistics,
     luminance,
+    model_view,
     quantile_table,
     standing_out,
 )
-from astrodet.inference.scale_match import default_training_psf_px, plan_crop  # noqa: E402
+from astrodet.inference.scale_match import default_training_psf_px  # noqa: E402
 from astrodet.io import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -91,16 +91,11 @@ def real_rows(coco: dict[str, Any], images_dir: Path, target_psf_px: float, null
             continue
         psf = float(np.median([a["psf_fwhm_r_arcsec"] for a in anns]))
         with Image.open(images_dir / Path(image["file_name"]).name) as im:
-            rgb = im.convert("RGB")
-        plan = plan_crop(rgb.width, rgb.height, float(image["pixel_scale"]), psf, target_psf_px, INPUT_SIZE)
-        left, top, right, bottom = centre_crop_box(rgb.width, rgb.height, plan.side)
-        view = luminance(np.asarray(rgb.crop((left, top, right, bottom)).resize((INPUT_SIZE,) * 2, Image.BILINEAR)))
-        zoom = INPUT_SIZE / plan.side
-        psf_px = psf / float(image["pixel_scale"]) * zoom
-        centres = []
+            seen = model_view(im, float(image["pixel_scale"]), psf, target_psf_px, INPUT_SIZE)
+        view, psf_px, centres = luminance(seen.picture), seen.psf_px, []
         for ann in anns:
             x, y, w, h = ann["bbox"]
-            cx, cy = (x + w / 2 - left) * zoom, (y + h / 2 - top) * zoom
+            cx, cy = seen.position(x + w / 2, y + h / 2)
             if (found := clump_statistics(view, cx, cy, psf_px)) is not None:
                 rows.append(found)
                 centres.append((cx, cy, found["step"]))
@@ -110,8 +105,7 @@ def real_rows(coco: dict[str, Any], images_dir: Path, target_psf_px: float, null
                 if (found := clump_statistics(view, px, py, psf_px)) is not None:
                     null.append(found)
         if len(panels) < PANELS_PER_SET:
-            rgb_view = np.asarray(rgb.crop((left, top, right, bottom)).resize((INPUT_SIZE,) * 2, Image.BILINEAR))
-            panels.append((rgb_view, centres, psf_px, f"S82 {Path(image['file_name']).stem[-8:]}"))
+            panels.append((seen.picture, centres, psf_px, f"S82 {Path(image['file_name']).stem[-8:]}"))
     return rows, null, panels
 
 

@@ -28,15 +28,30 @@ def image_counts(
     score_threshold: float,
     class_agnostic: bool,
     max_detections: int | None = None,
+    only_above: tuple[str, float] | None = None,
 ) -> np.ndarray:
-    """Per image: (truths matched, truths, predictions kept at ``score_threshold``), shape ``(n_images, 3)``."""
+    """Per image: (truths matched, truths, predictions kept at ``score_threshold``), shape ``(n_images, 3)``.
+
+    ``only_above`` = (field, value) counts only the truths whose ``true_extra[field]`` exceeds ``value`` (e.g. the
+    clumps visible in the picture); predictions are all counted, so only completeness means something then.
+    """
     counts = []
     for record in records:
+        options: dict[str, Any] = {}
+        if only_above is not None:
+            field, value = only_above
+            if len(record.true_boxes) and field not in record.true_extra:
+                raise AstrodetInputError(f"image {record.image_id!r}: its truths carry no {field!r} to select by")
+            options = {"brightness_fields": [field], "brightness_edges": {field: [-np.inf, value, np.inf]}}
         found = evaluate_detections(
             [record], rule, score_threshold=score_threshold, class_agnostic=class_agnostic,
-            max_detections=max_detections,
+            max_detections=max_detections, **options,
         )  # fmt: skip
-        counts.append((found["n_matched"], found["n_true"], found["n_pred"]))
+        matched, true = found["n_matched"], found["n_true"]
+        if only_above is not None and true:
+            above = found["bins"][f"completeness_by_{only_above[0]}"]["bins"][1]
+            matched, true = above["n_matched"], above["n_true"]
+        counts.append((matched, true, found["n_pred"]))
     return np.asarray(counts, dtype=np.int64).reshape(-1, 3)
 
 

@@ -18,12 +18,45 @@ All lengths are in units of the PSF FWHM ``w`` in picture pixels, on the luminan
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
+
+from astrodet.data.wholeimage import centre_crop_box
+from astrodet.inference.scale_match import plan_crop
 
 STATISTICS = ("step", "rel", "sn", "ext", "disc")
 QUANTILES = (10, 25, 50, 75, 90)
 CORE, RING, ANNULUS = 0.35, (0.5, 0.8), (1.0, 1.6)  # radii in PSF FWHMs
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """A real cutout as a detector sees it: the centre crop at the training PSF scale, resized to the model input."""
+
+    picture: np.ndarray  # (input_size, input_size, 3) uint8
+    left: int  # the crop's corner in the cutout's pixels
+    top: int
+    zoom: float  # model pixels per cutout pixel
+    psf_px: float  # PSF FWHM in model pixels
+
+    def position(self, x: float, y: float) -> tuple[float, float]:
+        """A cutout position (continuous pixels) in the picture."""
+        return (x - self.left) * self.zoom, (y - self.top) * self.zoom
+
+
+def model_view(
+    image: Image.Image, pixel_scale: float, psf_fwhm: float, target_psf_px: float, input_size: int
+) -> ModelView:
+    """The crop ``astrodet predict --match-psf`` hands the model (:func:`astrodet.inference.scale_match.plan_crop`),
+    resized bilinearly to ``input_size`` as the frameworks' test-time resize does."""
+    rgb = image.convert("RGB")
+    plan = plan_crop(rgb.width, rgb.height, pixel_scale, psf_fwhm, target_psf_px, input_size)
+    left, top, right, bottom = centre_crop_box(rgb.width, rgb.height, plan.side)
+    picture = np.asarray(rgb.crop((left, top, right, bottom)).resize((input_size, input_size), Image.BILINEAR))
+    zoom = input_size / plan.side
+    return ModelView(picture, left, top, zoom, psf_fwhm / pixel_scale * zoom)
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:

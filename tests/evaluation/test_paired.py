@@ -56,3 +56,17 @@ def test_paired_difference_of_a_clearly_better_model():
 def test_mismatched_images_are_refused():
     with pytest.raises(AstrodetInputError, match="same images"):
         paired_difference(np.zeros((3, 3)), np.zeros((4, 3)))
+
+
+def test_counts_of_the_truths_above_a_value_only():
+    record = _record(1, [BOX, ELSEWHERE], [BOX, [80, 80, 90, 90]], [0.9, 0.8])
+    record.true_extra = {"display_step": np.array([0.01, 0.2])}  # the found clump is the faint one
+    counts = image_counts([record], MatchRule(), 0.3, class_agnostic=True, only_above=("display_step", 0.05))
+    assert counts.tolist() == [[0, 1, 2]]  # of the one truth above 0.05, none matched; both predictions counted
+    record.true_extra = {"display_step": np.array([0.2, 0.01])}
+    assert image_counts([record], MatchRule(), 0.3, True, only_above=("display_step", 0.05)).tolist() == [[1, 1, 2]]
+    empty = _record(2, [], [BOX], [0.5])  # no truths: nothing to select, its prediction still counted
+    assert image_counts([empty], MatchRule(), 0.3, True, only_above=("display_step", 0.05)).tolist() == [[0, 0, 1]]
+    record.true_extra = {}
+    with pytest.raises(AstrodetInputError, match="carry no 'display_step'"):
+        image_counts([record], MatchRule(), 0.3, True, only_above=("display_step", 0.05))
