@@ -181,10 +181,13 @@ def catalogue_baseline(
     seed: int = 0,
     n_bootstrap: int = 1000,
     n_trees: int = N_TREES,
+    image_predictions: Path | None = None,
 ) -> dict[str, Any]:
     """Cross-validate on the training split(s), fit on all of it, score the test split once: the classification
     result of :func:`evaluate_classification` plus a ``catalogue_baseline`` block (features, left-out columns with
-    reasons, cross-validation, feature importances)."""
+    reasons, cross-validation, feature importances). With ``image_predictions`` (an image classifier's ``astrodet
+    predict`` catalogue of the test images) the block also scores that classifier alone and the image + catalogue
+    model (:mod:`astrodet.evaluation.image_catalogue`) on the same objects."""
     first = read_coco(train_files[0])
     chosen, left_out = choose_features(first, features)
     parts = [read_split(path, chosen) for path in train_files]
@@ -221,6 +224,12 @@ def catalogue_baseline(
         "cross_validation": cv,
         "feature_importance": {name: value for name, value in importance},
     }
+    if image_predictions is not None:
+        from astrodet.evaluation.image_catalogue import fused_evaluation, image_probabilities
+
+        image_probs = image_probabilities(Path(image_predictions), test_file, classes)
+        block = fused_evaluation(test.y, probs, image_probs, classes, n_bootstrap, seed)
+        result["catalogue_baseline"]["image_catalogue"] = {"image_predictions": str(image_predictions), **block}
     return result
 
 
@@ -244,4 +253,16 @@ def summary_lines(result: Mapping[str, Any]) -> list[str]:
         shown = "undefined" if value is None or not math.isfinite(value) else f"{value:.3f}"
         ci = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
         lines.append(f"test ({result['n_images']} objects), {name}: {shown}{ci}")
+    fused = block.get("image_catalogue")
+    for label in ("image_only", "fused") if fused else ():
+        for name in ("balanced_accuracy", "roc_auc"):
+            value, interval = fused[label][name], fused[label]["bootstrap"].get(name)
+            shown = "undefined" if value is None or not math.isfinite(value) else f"{value:.3f}"
+            ci = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+            lines.append(f"test, {label.replace('_', ' ')}, {name}: {shown}{ci}")
+    for name, gain in (fused["fused_minus_forest"] if fused else {}).items():
+        low_high = gain["interval"]
+        ci = f" [{low_high[0]:+.3f}, {low_high[1]:+.3f}]" if low_high else ""
+        diff = "undefined" if gain["difference"] is None else f"{gain['difference']:+.3f}"
+        lines.append(f"test, fused minus forest (paired), {name}: {diff}{ci}")
     return lines
