@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from astrodet import cli  # noqa: E402
 from astrodet.data import catalogue  # noqa: E402
 from astrodet.errors import AstrodetInputError  # noqa: E402
 from astrodet.evaluation.markdown import table  # noqa: E402
-from astrodet.evaluation.plots import ImagePanel, plot_image_grid  # noqa: E402
+from astrodet.evaluation.plots import ImagePanel, plot_image_grid, save_small_png  # noqa: E402
 from astrodet.evaluation.visibility import (  # noqa: E402
     QUANTILES,
     STATISTICS,
@@ -50,7 +49,7 @@ from astrodet.evaluation.visibility import (  # noqa: E402
     standing_out,
 )
 from astrodet.inference.scale_match import default_training_psf_px  # noqa: E402
-from astrodet.io import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
+from astrodet.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 INPUT_SIZE = 200  # the main job's model input (the simulated 200 px crops, unresized)
@@ -146,15 +145,7 @@ def write_examples(panels: list[tuple], cut: float, path: Path) -> None:
     names = {0: "labelled clump", 1: f"step above the Stripe 82 null's 90th percentile ({cut:.3f})"}
     with tempfile.TemporaryDirectory() as scratch:
         grid = plot_image_grid(drawn, Path(scratch) / "grid.png", names, ncols=PANELS_PER_SET)
-        with Image.open(grid) as im:
-            picture = im.convert("RGB")
-    for width in (picture.width, 1400, 1100, 900):
-        small = picture.resize((width, round(picture.height * width / picture.width)), Image.LANCZOS)
-        buffer = io.BytesIO()
-        small.quantize(256).save(buffer, format="PNG", optimize=True)
-        if buffer.tell() <= MAX_PNG_BYTES:
-            break
-    atomic_write_bytes(path, buffer.getvalue())
+        save_small_png(grid, path, MAX_PNG_BYTES)
 
 
 def render(report: dict[str, Any]) -> str:

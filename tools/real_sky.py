@@ -43,13 +43,13 @@ from astrodet.errors import AstrodetInputError  # noqa: E402
 from astrodet.evaluation.bootstrap import DEFAULT_BOOTSTRAP, percentile_interval, resamples  # noqa: E402
 from astrodet.evaluation.detection import DEFAULT_SCORE_THRESHOLD  # noqa: E402
 from astrodet.evaluation.markdown import fmt, table  # noqa: E402
-from astrodet.evaluation.plots import ImagePanel, plot_image_grid  # noqa: E402
+from astrodet.evaluation.plots import ImagePanel, plot_image_grid, save_small_png  # noqa: E402
 from astrodet.inference.model import load_model  # noqa: E402
 from astrodet.inference.postprocess import PostProcessing  # noqa: E402
 from astrodet.inference.rows import model_input_size  # noqa: E402
 from astrodet.inference.runner import PredictOptions, run_predict  # noqa: E402
 from astrodet.inference.scale_match import default_training_psf_px, plan_crop  # noqa: E402
-from astrodet.io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
+from astrodet.io import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
 
 SETS = ("s82", "gz2", "perseus")
 DATA = REPO.parent / "shared" / "data"
@@ -273,15 +273,7 @@ def write_grid(
     names = {0: truth or "catalogue: none for this set"} | {k + 1: f"predicted {c}" for k, c in enumerate(classes)}
     with tempfile.TemporaryDirectory() as scratch:
         drawn = plot_image_grid(panels, Path(scratch) / "grid.png", names, min_score=threshold, ncols=6)
-        with Image.open(drawn) as im:
-            picture = im.convert("RGB")
-    for width in (picture.width, 1400, 1100, 900):
-        small = picture.resize((width, round(picture.height * width / picture.width)), Image.LANCZOS)
-        buffer = io.BytesIO()
-        small.quantize(256).save(buffer, format="PNG", optimize=True)
-        if buffer.tell() <= MAX_PNG_BYTES:
-            break
-    atomic_write_bytes(path, buffer.getvalue())
+        save_small_png(drawn, path, MAX_PNG_BYTES)
 
 
 def _truth_boxes(coco_path: Path) -> dict[str, np.ndarray]:

@@ -36,6 +36,23 @@ def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def save_small_png(png: str | os.PathLike[str], path: str | os.PathLike[str], max_bytes: int) -> Path:
+    """Re-encode the PNG file ``png`` with a 256-colour palette, narrowing it (1400, 1100, 900 px) until it fits in
+    ``max_bytes``, and write it atomically to ``path``: figures committed to the docs stay small."""
+    from PIL import Image
+
+    with Image.open(png) as im:
+        picture = im.convert("RGB")
+    for width in (picture.width, 1400, 1100, 900):
+        small = picture.resize((width, round(picture.height * width / picture.width)), Image.LANCZOS)
+        buffer = io.BytesIO()
+        small.quantize(256).save(buffer, format="PNG", optimize=True)
+        if buffer.tell() <= max_bytes:
+            break
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
 def _values(items: Sequence[float | None]) -> np.ndarray:
     """JSON lists with None (undefined) as float arrays with NaN, which matplotlib leaves as gaps."""
     return np.array([np.nan if v is None else float(v) for v in items], dtype=float)

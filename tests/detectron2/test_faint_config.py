@@ -4,9 +4,6 @@ short training on its quick schedule (``tiny_faint``)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,7 @@ from detectron2.data import DatasetCatalog
 
 import astrodet.detectron2  # noqa: F401  (registers)
 from astrodet.detectron2 import add_astrodet_config
-from tests.conftest import REPO
+from tests.conftest import REPO, train_two_iterations
 
 
 def _cfg(config: str):
@@ -40,18 +37,8 @@ def test_the_faint_config_is_the_main_job_on_the_faint_set() -> None:
 
 @pytest.mark.slow
 def test_two_iterations_train_on_the_faint_population(tmp_path: Path, tiny_cache: Path) -> None:
-    env = dict(os.environ, ASTRODET_CACHE=str(tiny_cache))
-    cmd = [
-        sys.executable,
-        str(REPO / "tools" / "train_net.py"),
-        "--config-file",
-        str(REPO / "configs" / "quick_schedules" / "frcnn_zoobot_faint_quick.yaml"),
-        "OUTPUT_DIR",
-        str(tmp_path / "out"),
-        "SOLVER.MAX_ITER",
-        "2",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    config = REPO / "configs" / "quick_schedules" / "frcnn_zoobot_faint_quick.yaml"
+    result = train_two_iterations("detectron2", config, tmp_path / "out", tiny_cache)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["meta"]["framework"] == "detectron2"

@@ -4,9 +4,6 @@ keys, the refusals, and a short training with configs/frcnn_zoobot_realsky.yaml'
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +21,7 @@ from astrodet.data.degrade import DegradationParams, RealSkyDegradation
 from astrodet.detectron2 import add_astrodet_config
 from astrodet.detectron2.augment import RandomRealSky, RealSkyTransform, build_astro_augmentations
 from astrodet.detectron2.fits_mapper import detection_mapper
-from tests.conftest import REPO
+from tests.conftest import REPO, train_two_iterations
 from tests.data.test_degrade import galaxy_picture
 
 BOX = [60.0, 70.0, 20.0, 16.0]  # x, y, w, h
@@ -109,18 +106,8 @@ def test_float_images_and_bad_settings_are_refused() -> None:
 
 @pytest.mark.slow
 def test_two_iterations_train_with_the_realsky_settings(tmp_path: Path, tiny_cache: Path) -> None:
-    env = dict(os.environ, ASTRODET_CACHE=str(tiny_cache))
-    cmd = [
-        sys.executable,
-        str(REPO / "tools" / "train_net.py"),
-        "--config-file",
-        str(REPO / "configs" / "quick_schedules" / "frcnn_zoobot_realsky_quick.yaml"),
-        "OUTPUT_DIR",
-        str(tmp_path / "out"),
-        "SOLVER.MAX_ITER",
-        "2",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    config = REPO / "configs" / "quick_schedules" / "frcnn_zoobot_realsky_quick.yaml"
+    result = train_two_iterations("detectron2", config, tmp_path / "out", tiny_cache)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     saved = (tmp_path / "out" / "config.yaml").read_text()
     assert "JPEG_PROB: 0.5" in saved and "DEGRADE_PROB: 0.5" in saved

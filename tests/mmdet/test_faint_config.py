@@ -4,9 +4,6 @@ short training on its quick schedule (``tiny_faint``)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,7 @@ pytest.importorskip("mmdet")
 
 from mmengine.config import Config
 
-from tests.conftest import REPO
+from tests.conftest import REPO, train_two_iterations
 
 MMDET_CONFIGS = REPO / "configs" / "mmdet"
 
@@ -34,18 +31,8 @@ def test_the_faint_config_is_the_main_job_on_the_faint_set() -> None:
 
 @pytest.mark.slow
 def test_two_iterations_train_on_the_faint_population(tmp_path: Path, tiny_cache: Path) -> None:
-    env = dict(os.environ, ASTRODET_CACHE=str(tiny_cache))
-    cmd = [
-        sys.executable,
-        str(REPO / "tools" / "train_mmdet.py"),
-        str(MMDET_CONFIGS / "quick" / "frcnn_zoobot_faint_quick.py"),
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--cfg-options",
-        "train_cfg.max_iters=2",
-        "train_cfg.val_interval=2",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    config = MMDET_CONFIGS / "quick" / "frcnn_zoobot_faint_quick.py"
+    result = train_two_iterations("mmdet", config, tmp_path / "work", tiny_cache)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert json.loads((tmp_path / "work" / "report.json").read_text())["meta"]["framework"] == "mmdet"
     assert any(p.name.startswith("tiny_faint-") for p in (tiny_cache / "datasets").iterdir())

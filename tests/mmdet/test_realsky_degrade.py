@@ -4,9 +4,6 @@ Detectron2 side, and a short training with configs/mmdet/frcnn_zoobot_realsky.py
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,7 @@ from mmengine.config import Config
 import astrodet.mmdet  # noqa: F401  (registers)
 from astrodet.data.degrade import DegradationParams, RealSkyDegradation
 from astrodet.mmdet.transforms import RealSkyDegrade
-from tests.conftest import REPO
+from tests.conftest import REPO, train_two_iterations
 from tests.data.test_degrade import galaxy_picture
 
 MMDET_CONFIGS = REPO / "configs" / "mmdet"
@@ -97,18 +94,8 @@ def test_both_adapters_give_the_same_pixels_for_the_same_draw(params: Degradatio
 
 @pytest.mark.slow
 def test_two_iterations_train_with_the_realsky_settings(tmp_path: Path, tiny_cache: Path) -> None:
-    env = dict(os.environ, ASTRODET_CACHE=str(tiny_cache))
-    cmd = [
-        sys.executable,
-        str(REPO / "tools" / "train_mmdet.py"),
-        str(MMDET_CONFIGS / "quick" / "frcnn_zoobot_realsky_quick.py"),
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--cfg-options",
-        "train_cfg.max_iters=2",
-        "train_cfg.val_interval=2",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    config = MMDET_CONFIGS / "quick" / "frcnn_zoobot_realsky_quick.py"
+    result = train_two_iterations("mmdet", config, tmp_path / "work", tiny_cache)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     dumped = next((tmp_path / "work").glob("*.py")).read_text()
     assert "RealSkyDegrade" in dumped

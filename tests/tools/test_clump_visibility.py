@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
-from tests.conftest import REPO, astrodet_cache_env
+from tests.conftest import astrodet_cache_env, load_tool
 
 
 def _tool() -> ModuleType:
-    path = REPO / "tools" / "clump_visibility.py"
-    spec = importlib.util.spec_from_file_location("astrodet_tool_clump_visibility", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("clump_visibility")
 
 
 def test_calibration_galaxies_against_both_populations(

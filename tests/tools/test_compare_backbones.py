@@ -3,7 +3,6 @@ finished run skipped on a rerun, an unfinished one resumed, the table's numbers 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -16,17 +15,13 @@ import pytest
 
 pytest.importorskip("detectron2")
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_tool
 
 QUICK = REPO / "configs" / "quick_schedules" / "frcnn_zoobot_quick.yaml"
 
 
 def _tool() -> ModuleType:
-    path = REPO / "tools" / "compare_backbones.py"
-    spec = importlib.util.spec_from_file_location("astrodet_tool_compare_backbones", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("compare_backbones")
 
 
 @pytest.fixture(scope="module")

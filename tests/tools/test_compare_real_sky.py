@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,16 +11,11 @@ import pytest
 from astropy.table import Table
 
 from astrodet.cli import main as astrodet_main
-from tests.conftest import REPO
+from tests.conftest import load_tool
 
 
 def _tool() -> ModuleType:
-    path = REPO / "tools" / "compare_real_sky.py"
-    spec = importlib.util.spec_from_file_location("astrodet_tool_compare_real_sky", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("compare_real_sky")
 
 
 def _run_folder(root: Path, truth: Path, keep_every: int, psf_px: float = 11.75) -> Path:

@@ -3,9 +3,7 @@ run over two galaxies per set with a randomly initialised quick-schedule detecto
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,16 +11,11 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_tool
 
 
 def _tool() -> ModuleType:
-    path = REPO / "tools" / "real_sky.py"
-    spec = importlib.util.spec_from_file_location("astrodet_tool_real_sky", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("real_sky")
 
 
 def test_counts_per_galaxy_and_their_summary() -> None:

@@ -36,6 +36,10 @@ seed and its index, never on the number of worker processes):
 - *Unlabelled content*, so that labels stay consistent with pixels: faint star-forming knots at most
   ``FAINT_MAX_FRACTION`` of both visibility thresholds (invisible), extended background galaxies away from the
   disk, an occasional companion galaxy, and field stars outside the central 200x200 training crop only.
+- *Source population* (``source_population`` / ``--population``): the above is Clump Scout's (``clump_scout``, the
+  default). ``faint`` is the real-sky one: lower visibility floors, clumps up to 2.5 PSF FWHM wide, an unlabelled
+  compact nucleus in 60% of the galaxies and a Lupton stretch drawn per galaxy, from a random stream of its own, so
+  the galaxies are the default's (:mod:`~astrodet.data.simulation.population`; docs/real_sky.md).
 
 Outputs in the dataset folder (the folder is published as one unit, see :func:`simulate_dataset`; same seed ->
 identical bytes, whatever ``workers``):
@@ -72,6 +76,7 @@ outside the real Clump Scout range); local_ids is a 12-digit id unique for (seed
 Modules, one concern each: :mod:`~astrodet.data.simulation.optics` (observing constants, PSF, profiles,
 magnitudes, resampling), :mod:`~astrodet.data.simulation.galaxy` (parameters and rendering of one galaxy),
 :mod:`~astrodet.data.simulation.sources` (labelling rule, labelled and unlabelled sources),
+:mod:`~astrodet.data.simulation.population` (the labelling floors, clump sizes, nuclei and stretch of a population),
 :mod:`~astrodet.data.simulation.writers` (PNG, FITS, CSV rows) and :mod:`~astrodet.data.simulation.dataset`
 (:func:`simulate_dataset`, worker processes, ``simulation.json``, the ``astrodet simulate`` command).
 """
