@@ -28,6 +28,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import astrodet.mmdet  # noqa: F401  (registers)
 from astrodet.data import catalogue
+from astrodet.data.default import SIMULATED
 from astrodet.errors import AstrodetInputError
 from astrodet.mmdet.datasets import AstroCocoDataset
 from astrodet.mmdet.hooks import AstroReportHook
@@ -168,8 +169,9 @@ def test_shipped_configs_are_consistent(path: Path) -> None:
     for phase in ("train", "val", "test"):
         dataset = cfg[f"{phase}_dataloader"].dataset
         assert dataset.type == "AstroCocoDataset" and dataset.metainfo == dict(classes=("clump", "odd_clump"))
-        # a catalogue name, no path (the *_fits configs: the 5-band FITS form of the same sets)
-        assert dataset.dataset in ("default", "tiny", "default_fits", "tiny_fits") and "ann_file" not in dataset
+        # a simulated set's catalogue name, no path (the *_fits configs: the 5-band FITS form of the same sets; the
+        # *_faint ones: the real-sky population)
+        assert dataset.dataset in SIMULATED and "ann_file" not in dataset
     assert cfg.train_dataloader.dataset.filter_cfg == dict(filter_empty_gt=False)
     for phase in ("val", "test"):
         evaluator = cfg[f"{phase}_evaluator"]
